@@ -1,0 +1,1 @@
+"""Pure-Python numerics of aiida-matembed. Nothing in this subpackage may import ``aiida``."""

@@ -1,0 +1,58 @@
+"""Small structure sets for tests: good ones for the contract, bad ones with the error they must give."""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from ..core.datasets import load_example_structures
+
+
+def contract_structures() -> list[Any]:
+    """Ordered example structures (17 of them) covering cubic to trigonal cells, 1 to 14 sites."""
+    return [e.structure for e in load_example_structures() if e.structure.is_ordered]
+
+
+class BadInput(NamedTuple):
+    """A bad input and a fragment its error message must contain."""
+
+    label: str
+    structure: Any
+    message: str
+
+
+def bad_inputs() -> list[BadInput]:
+    """Inputs every representation must reject with a clear message (or record as a failure)."""
+    from ase import Atoms
+    from pymatgen.core import DummySpecies, Lattice, Structure
+
+    cubic = Lattice.cubic(4.0)
+    nan_coords = Structure(cubic, ['Na', 'Cl'], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    nan_coords.replace(1, 'Cl', [np.nan, 0.5, 0.5])
+    return [
+        BadInput('no sites', Structure(cubic, [], []), 'no sites'),
+        BadInput(
+            'overlapping atoms',
+            Structure(cubic, ['Na', 'Cl'], [[0, 0, 0], [0.05, 0, 0]]),
+            'overlapping atoms',
+        ),
+        BadInput(
+            'zero volume',
+            Atoms('NaCl', positions=[[0, 0, 0], [2, 0, 0]], cell=[[4, 0, 0], [0, 4, 0], [8, 8, 0]], pbc=True),
+            'zero cell volume',
+        ),
+        BadInput(
+            'negative volume',
+            Structure(Lattice([[0, 4, 0], [4, 0, 0], [0, 0, 4]]), ['Na', 'Cl'], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            'negative cell volume',
+        ),
+        BadInput('NaN coordinates', nan_coords, 'NaN'),
+        BadInput(
+            'unknown species',
+            Structure(cubic, ['Na', DummySpecies('X')], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            'unknown species',
+        ),
+        BadInput('not a structure', 42, 'expected a pymatgen Structure'),
+        BadInput('non-periodic ASE Atoms', Atoms('H2', positions=[[0, 0, 0], [0.74, 0, 0]]), 'pbc'),
+    ]
