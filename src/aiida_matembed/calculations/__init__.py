@@ -1,0 +1,8 @@
+"""Processes of aiida-matembed: batched calcfunctions."""
+
+from ..plugins import use_aiida_entry_points
+from .featurize import FEATURIZE_IDENTIFIER, featurize, featurize_structures
+
+use_aiida_entry_points()
+
+__all__ = ('FEATURIZE_IDENTIFIER', 'featurize', 'featurize_structures')

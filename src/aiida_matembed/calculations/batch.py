@@ -1,0 +1,139 @@
+"""Linking a whole batch of inputs to one process node in linear time.
+
+``Process._setup_inputs`` in aiida-core validates every input link on its own: a uniqueness scan of
+the link cache (comparing node UUIDs, so quadratic in the number of inputs) plus two database queries
+per link (existing triple, cycle check). With thousands of structures as inputs of one calcfunction
+that costs minutes (measured: 28 s for 400 inputs, 212 s for 2,000). For a *new* process node whose
+inputs are all ``Data`` nodes those checks cannot fail: the node has no descendants (no cycle), link
+labels are unique dictionary keys, and ``Data -> CalculationNode`` is always an allowed ``INPUT_CALC``
+link. :func:`link_inputs_in_bulk` therefore checks the types once and fills the link cache directly;
+the links are stored by ``store_all`` exactly as before.
+"""
+
+from __future__ import annotations
+
+import types
+from collections.abc import Callable
+from typing import Any
+
+from aiida import orm
+from aiida.common.links import LinkType, validate_link_label
+from aiida.orm.nodes.caching import NodeCaching
+from aiida.orm.nodes.links import NodeLinks
+from aiida.orm.utils.links import LinkManager, LinkTriple
+
+__all__ = ('link_inputs_in_bulk',)
+
+
+def _get_incoming_linear(
+    self: Any,
+    node_class: Any = None,
+    link_type: Any = (),
+    link_label_filter: str | None = None,
+    only_uuid: bool = False,
+) -> LinkManager:
+    """``NodeLinks.get_incoming`` without the quadratic duplicate scan, for the unstored process node.
+
+    aiida-core checks every cached triple against the list built so far (``triple in list``, comparing
+    node UUIDs through the ORM), which is quadratic; the cache was filled by
+    :func:`_setup_inputs_in_bulk` from a dictionary, so it holds no duplicates. Once the node is stored
+    the original method is used.
+    """
+    if self._node.is_stored or only_uuid or link_label_filter is not None:
+        return NodeLinks.get_incoming(self, node_class, link_type, link_label_filter, only_uuid)
+    if not isinstance(link_type, (tuple, list)):
+        link_type = (link_type,)
+    return LinkManager([t for t in self.incoming_cache if not link_type or t.link_type in link_type])
+
+
+def refresh_in_bulk(nodes: list[orm.Node]) -> None:
+    """Reload expired ORM state of many stored nodes with one query per 5,000 (instead of one each).
+
+    SQLAlchemy expires every loaded object on commit; the next attribute access (even ``is_stored``)
+    then costs one ``SELECT`` per node. Nodes that are not expired, or storage backends that are not
+    SQLAlchemy-based, are left alone.
+    """
+    from sqlalchemy import inspect as sa_inspect
+
+    pks = []
+    for node in nodes:
+        bare = getattr(node.backend_entity, 'bare_model', None)
+        if bare is None:
+            return
+        state = sa_inspect(bare)
+        if state.identity is not None and state.expired_attributes:
+            pks.append(state.identity[0])
+    for start in range(0, len(pks), 5000):
+        orm.QueryBuilder().append(orm.Node, filters={'id': {'in': pks[start : start + 5000]}}).all()
+
+
+def _stored_hashes(triples: list[LinkTriple]) -> dict[str, str]:
+    """Return ``{link label: stored hash}`` of the stored inputs, read with one query."""
+    label_of = {t.node.pk: t.link_label for t in triples if t.node.is_stored}
+    hashes: dict[str, str] = {}
+    pks = list(label_of)
+    for start in range(0, len(pks), 5000):  # bounded IN clauses
+        query = orm.QueryBuilder().append(
+            orm.Node, filters={'id': {'in': pks[start : start + 5000]}}, project=['id', 'extras._aiida_hash']
+        )
+        for pk, value in query.iterall():
+            if value:
+                hashes[label_of[pk]] = value
+    return hashes
+
+
+def _objects_to_hash_from_stored_input_hashes(self: Any) -> dict[str, Any]:
+    """``ProcessNodeCaching.get_objects_to_hash`` that takes each input's hash as stored at its creation.
+
+    aiida-core recomputes every input's hash from its attributes and repository (twice: for the cache
+    lookup before storing and again after). A stored node's attributes and repository are immutable, so
+    its stored ``_aiida_hash`` (what the cache lookup of every other process compares with) is the same
+    value; inputs without a stored hash fall back to recomputing.
+    """
+    stored: dict[str, str] = self._matembed_input_hashes
+    res = NodeCaching.get_objects_to_hash(self)
+    res['inputs'] = {
+        entry.link_label: stored.get(entry.link_label) or entry.node.base.caching.compute_hash()
+        for entry in self._node.base.links.get_incoming(link_type=(LinkType.INPUT_CALC, LinkType.INPUT_WORK))
+        if entry.link_label not in self._hash_ignored_inputs
+    }
+    return res
+
+
+def _setup_inputs_in_bulk(self: Any) -> None:
+    node = self.node
+    if node.is_stored or node.base.links.incoming_cache:
+        raise RuntimeError('bulk input linking needs a new process node without links')
+    inputs = {label: source for label, source in self._flat_inputs().items() if source is not None}
+    refresh_in_bulk([source for source in inputs.values() if isinstance(source, orm.Node)])
+    triples = []
+    for label, source in inputs.items():
+        if not isinstance(source, orm.Data):
+            raise TypeError(f'input {label!r} is a {type(source).__name__}, not a Data node')
+        validate_link_label(label)
+        triples.append(LinkTriple(source, LinkType.INPUT_CALC, label))
+    node.base.links.incoming_cache.extend(triples)
+    links = node.base.links
+    links.get_incoming = types.MethodType(_get_incoming_linear, links)
+    caching = node.base.caching
+    caching._matembed_input_hashes = _stored_hashes(triples)
+    caching.get_objects_to_hash = types.MethodType(_objects_to_hash_from_stored_input_hashes, caching)
+    hook = getattr(type(self), '_matembed_after_inputs', None)
+    if hook is not None:
+        hook(self)
+
+
+def link_inputs_in_bulk(
+    process_function: Any, after_inputs: Callable[[Any], None] | None = None
+) -> Any:
+    """Make a calcfunction link its inputs in bulk (see the module docstring); return it unchanged.
+
+    :param after_inputs: optional hook called with the process after the links are cached and before
+        the node is stored (and hashed), e.g. to record attributes that must enter the cache hash.
+    """
+    process_class = process_function.process_class
+    if not issubclass(process_class._node_class, orm.CalcFunctionNode):
+        raise TypeError('link_inputs_in_bulk only supports calcfunctions')
+    process_class._setup_inputs = _setup_inputs_in_bulk
+    process_class._matembed_after_inputs = staticmethod(after_inputs) if after_inputs else None
+    return process_function

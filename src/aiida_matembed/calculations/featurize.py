@@ -1,0 +1,148 @@
+"""``matembed.featurize``: featurise a batch of structures in ONE process with ONE output node.
+
+Each structure is an input of the process (namespace ``structures``, row order = sorted keys), and the
+output ``features`` (:class:`~aiida_matembed.data.FeaturesData`) holds one row per structure, so
+"which structure gave this row" and "which rows came from this structure" are graph queries. Rows that
+fail are NaN and listed in the ``failures`` output; the rest of the batch is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from aiida import orm
+from aiida.engine import calcfunction
+from aiida.manage.caching import enable_caching
+
+from ..core.representations import load_representation_class
+from ..data.convert import structure_data_to_pymatgen, to_structure_data
+from ..data.features import FeaturesData
+from .batch import link_inputs_in_bulk, refresh_in_bulk
+
+__all__ = ('FEATURIZE_IDENTIFIER', 'featurize', 'featurize_structures', 'row_key')
+
+FEATURIZE_IDENTIFIER = 'aiida.calculations:matembed.featurize'
+"""Caching identifier of :func:`featurize` (for ``verdi config set caching.enabled_for``)."""
+
+
+def row_key(index: int) -> str:
+    """Key of row ``index`` in the ``structures`` namespace; zero-padded so sorting keeps the order."""
+    return f's{index:07d}'
+
+
+@calcfunction
+def featurize(representation: orm.Str, parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str, orm.Data]:
+    """Featurise the structures in the ``structures`` namespace with one representation.
+
+    :param representation: entry-point name, e.g. ``matembed.magpie``.
+    :param parameters: options of the representation.
+    :param kwargs: the namespace ``structures``: ``StructureData`` by key; rows follow sorted keys.
+    :returns: ``features`` (one :class:`FeaturesData` for the batch) and, if any row failed,
+        ``failures`` (a ``List`` of dicts with index, uuid, pk, error_type, message).
+    """
+    structures = kwargs.pop('structures', None)
+    if kwargs:
+        raise ValueError(f'unexpected inputs {sorted(kwargs)}: pass the structures in the `structures` namespace')
+    if not structures:
+        raise ValueError('no structures given: the `structures` namespace is empty')
+    params = parameters.get_dict() if parameters is not None else {}
+    rep = load_representation_class(representation.value).from_params(params)
+
+    keys = sorted(structures)
+    nodes = [structures[key] for key in keys]
+    failures: list[dict[str, Any]] = []
+    converted: list[Any] = []
+    converted_rows: list[int] = []
+    for row, node in enumerate(nodes):
+        try:
+            if not isinstance(node, orm.StructureData):
+                raise TypeError(f'expected StructureData, got {type(node).__name__}')
+            converted.append(structure_data_to_pymatgen(node))
+            converted_rows.append(row)
+        except Exception as exception:
+            failures.append(_failure(row, node, type(exception).__name__, str(exception)))
+
+    import numpy as np
+
+    matrix = np.full((len(nodes), rep.n_features), np.nan)
+    result = rep.featurize_many(converted, errors='record')
+    matrix[converted_rows] = result.features
+    for failure in result.failures:
+        row = converted_rows[failure.index]
+        failures.append(_failure(row, nodes[row], failure.error_type, failure.message))
+    failures.sort(key=lambda f: f['index'])
+
+    outputs: dict[str, orm.Data] = {
+        'features': FeaturesData(
+            matrix,
+            labels=rep.feature_labels(),
+            representation=rep.name,
+            version=rep.version,
+            params=rep.get_params(),
+            rows=[node.uuid for node in nodes],
+            failures=failures,
+        )
+    }
+    if failures:
+        outputs['failures'] = orm.List(failures)
+    return outputs
+
+
+def _failure(row: int, node: orm.Data, error_type: str, message: str) -> dict[str, Any]:
+    return {'index': row, 'uuid': node.uuid, 'pk': node.pk, 'error_type': error_type, 'message': message}
+
+
+def _record_representation_version(process: Any) -> None:
+    """Put the representation's version on the process node before it is hashed (so it enters the cache key)."""
+    try:
+        name = process.inputs['representation'].value
+        version = load_representation_class(name).version
+    except Exception:
+        return  # the function itself reports an unknown representation with a clear error
+    process.node.base.attributes.set('representation_version', version)
+
+
+link_inputs_in_bulk(featurize, after_inputs=_record_representation_version)
+
+
+def featurize_structures(
+    structures: Iterable[Any] | Mapping[str, Any],
+    representation: str,
+    parameters: dict[str, Any] | None = None,
+    *,
+    use_cache: bool = True,
+    label: str | None = None,
+) -> tuple[FeaturesData, orm.CalcFunctionNode]:
+    """Run :func:`featurize` on structures given as ``StructureData``, pymatgen or ASE objects.
+
+    Unstored structures are stored first. Parameters are validated before anything is stored.
+
+    :returns: the output :class:`FeaturesData` and the process node.
+    :raises ValueError: for an unknown representation or invalid parameters.
+    """
+    rep = load_representation_class(representation).from_params(parameters or {})
+    if isinstance(structures, Mapping):
+        nodes = {str(key): to_structure_data(value) for key, value in structures.items()}
+    else:
+        nodes = {row_key(i): to_structure_data(value) for i, value in enumerate(structures)}
+    if not nodes:
+        raise ValueError('no structures given')
+    refresh_in_bulk(list(nodes.values()))
+    for node in nodes.values():
+        if not node.is_stored:
+            node.store()
+    inputs: dict[str, Any] = {
+        'structures': nodes,
+        'representation': orm.Str(representation).store(),
+        'parameters': orm.Dict(rep.get_params()).store(),
+    }
+    if label:
+        inputs['metadata'] = {'label': label}
+    if use_cache:
+        with enable_caching(identifier=FEATURIZE_IDENTIFIER):
+            outputs, node = featurize.run_get_node(**inputs)
+    else:
+        outputs, node = featurize.run_get_node(**inputs)
+    assert outputs is not None
+    return outputs['features'], node

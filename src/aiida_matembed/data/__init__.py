@@ -1,0 +1,9 @@
+"""AiiDA data node classes of aiida-matembed."""
+
+from ..plugins import use_aiida_entry_points
+from .convert import structure_data_to_pymatgen, to_structure_data
+from .features import FeaturesData, params_hash
+
+use_aiida_entry_points()
+
+__all__ = ("FeaturesData", "params_hash", "structure_data_to_pymatgen", "to_structure_data")
