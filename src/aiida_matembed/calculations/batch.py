@@ -44,6 +44,7 @@ def _get_incoming_linear(
     if not isinstance(link_type, (tuple, list)):
         link_type = (link_type,)
     return LinkManager([t for t in self.incoming_cache if not link_type or t.link_type in link_type])
+    # (the cache may also hold the CALL link from a calling WorkChain: a different type and label)
 
 
 def refresh_in_bulk(nodes: list[orm.Node]) -> None:
@@ -102,8 +103,8 @@ def _objects_to_hash_from_stored_input_hashes(self: Any) -> dict[str, Any]:
 
 def _setup_inputs_in_bulk(self: Any) -> None:
     node = self.node
-    if node.is_stored or node.base.links.incoming_cache:
-        raise RuntimeError('bulk input linking needs a new process node without links')
+    if node.is_stored:
+        raise RuntimeError('bulk input linking needs a new, unstored process node')
     inputs = {label: source for label, source in self._flat_inputs().items() if source is not None}
     refresh_in_bulk([source for source in inputs.values() if isinstance(source, orm.Node)])
     triples = []

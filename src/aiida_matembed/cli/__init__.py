@@ -1,0 +1,181 @@
+"""``verdi data matembed``: list representations, featurise, show and export results."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from aiida.cmdline.groups.verdi import VerdiCommandGroup
+from aiida.cmdline.params import arguments, options, types
+from aiida.cmdline.utils import decorators, echo
+
+__all__ = ('cmd_matembed',)
+
+
+def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
+    """Parse ``key=value`` pairs; values are read as JSON when possible (numbers, lists, booleans)."""
+    params: dict[str, Any] = {}
+    for item in values:
+        if '=' not in item:
+            raise click.BadParameter(f'expected key=value, got {item!r}', param_hint='--param')
+        key, _, raw = item.partition('=')
+        try:
+            params[key.strip()] = json.loads(raw)
+        except json.JSONDecodeError:
+            params[key.strip()] = raw
+    return params
+
+
+@click.group('matembed', cls=VerdiCommandGroup)
+def cmd_matembed() -> None:
+    """Materials representations stored with provenance (aiida-matembed)."""
+
+
+@cmd_matembed.command('representations')
+def cmd_representations() -> None:
+    """List the registered representations: name, number of features, description."""
+    from ..core.representations import list_representations, load_representation_class
+    from ..plugins import use_aiida_entry_points
+
+    use_aiida_entry_points()
+    rows = []
+    for name in list_representations():
+        try:
+            cls = load_representation_class(name)
+            n_features: Any = cls().n_features
+            description = cls.description
+        except Exception as exception:
+            n_features, description = '?', f'(cannot load: {exception})'
+        rows.append((name, str(n_features), description))
+    width = max(len(r[0]) for r in rows) if rows else 10
+    click.echo(f'{"name":<{width}}  {"features":>8}  description')
+    for name, n_features, description in rows:
+        click.echo(f'{name:<{width}}  {n_features:>8}  {description}')
+
+
+@cmd_matembed.command('featurize')
+@arguments.NODES('structures', required=False)
+@options.GROUP(help='Featurise every StructureData of this Group (incremental).')
+@click.option('-r', '--representation', required=True, help='Representation name, e.g. matembed.magpie.')
+@click.option('-p', '--param', 'params', multiple=True, help='Option as key=value (repeatable); JSON values.')
+@click.option('-b', '--batch-size', type=click.IntRange(min=1), default=1000, show_default=True)
+@click.option('--force', is_flag=True, help='Also featurise structures that already have current results.')
+@click.option('--submit', is_flag=True, help='Submit the FeaturizeGroupWorkChain to the daemon instead of running.')
+@decorators.with_dbenv()
+def cmd_featurize(
+    structures: tuple[Any, ...],
+    group: Any,
+    representation: str,
+    params: tuple[str, ...],
+    batch_size: int,
+    force: bool,
+    submit: bool,
+) -> None:
+    """Featurise STRUCTURES (pks / UUIDs) or a Group and store one FeaturesData per batch."""
+    from aiida import orm
+    from aiida.engine import submit as submit_process
+
+    from ..calculations.featurize import featurize_structures
+    from ..core.representations import load_representation_class
+    from ..workflows.featurize_group import FeaturizeGroupWorkChain, pending_structure_pks
+
+    parameters = _parse_params(params)
+    try:
+        load_representation_class(representation).from_params(parameters)
+    except (ValueError, TypeError) as exception:
+        echo.echo_critical(str(exception))
+    if bool(structures) == (group is not None):
+        echo.echo_critical('give either structure pks or --group, not both / neither')
+    if group is not None and submit:
+        inputs = {
+            'group': orm.Str(group.uuid),
+            'representation': orm.Str(representation),
+            'parameters': orm.Dict(parameters),
+            'batch_size': orm.Int(batch_size),
+            'skip_existing': orm.Bool(not force),
+        }
+        node = submit_process(FeaturizeGroupWorkChain, **inputs)
+        echo.echo_success(f'submitted FeaturizeGroupWorkChain<{node.pk}>')
+        return
+    if group is not None:
+        pks = pending_structure_pks(group, representation, parameters, skip_existing=not force)
+        echo.echo_report(f'{len(pks)} structure(s) of group {group.label!r} need {representation}')
+    else:
+        bad = [n.pk for n in structures if not isinstance(n, orm.StructureData)]
+        if bad:
+            echo.echo_critical(f'not StructureData: {bad}')
+        pks = [n.pk for n in structures]
+    results = []
+    with click.progressbar(length=len(pks), label='featurising', show_pos=True) as bar:
+        for start in range(0, len(pks), batch_size):
+            chunk = pks[start : start + batch_size]
+            nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True)
+            nodes.sort(key=lambda n: chunk.index(n.pk))
+            features, process = featurize_structures(nodes, representation, parameters)
+            results.append((features, process))
+            bar.update(len(chunk))
+    for features, process in results:
+        n_failed = features.base.attributes.get('n_failed')
+        echo.echo_success(
+            f'FeaturesData<{features.pk}> ({features.base.attributes.get("n_rows")} x '
+            f'{features.base.attributes.get("n_features")}, {n_failed} failed) from {process.process_label}<{process.pk}>'
+        )
+        for failure in features.failures[:10]:
+            echo.echo_warning(f'  StructureData<{failure["pk"]}>: {failure["message"]}')
+
+
+@cmd_matembed.command('show')
+@arguments.DATUM('node', type=types.DataParamType(sub_classes=('aiida.data:matembed.features',)))
+@click.option('-n', '--rows', 'n_rows', default=5, show_default=True, help='Rows to print.')
+@decorators.with_dbenv()
+def cmd_show(node: Any, n_rows: int) -> None:
+    """Show a FeaturesData: representation, shape, failures and the first rows."""
+    import numpy as np
+
+    attributes = node.base.attributes
+    click.echo(f'FeaturesData<{node.pk}> {node.uuid}')
+    click.echo(f'  representation : {attributes.get("representation")} (version {attributes.get("representation_version")})')
+    click.echo(f'  params         : {json.dumps(attributes.get("params"))}')
+    click.echo(f'  shape          : {attributes.get("n_rows")} x {attributes.get("n_features")} ({attributes.get("dtype")})')
+    click.echo(f'  failed rows    : {attributes.get("n_failed")}')
+    creator = node.creator
+    if creator is not None:
+        click.echo(f'  created by     : {creator.process_label}<{creator.pk}>')
+    for failure in node.failures:
+        click.echo(f'    row {failure["index"]} StructureData<{failure.get("pk")}>: {failure["message"]}')
+    labels = node.labels
+    matrix = node.features
+    with np.printoptions(precision=4, suppress=True, linewidth=120, threshold=20):
+        click.echo(f'  labels         : {labels[:6]}{" ..." if len(labels) > 6 else ""}')
+        for row in range(min(n_rows, matrix.shape[0])):
+            click.echo(f'  row {row:<4} {node.rows[row]}: {matrix[row]}')
+
+
+@cmd_matembed.command('export')
+@arguments.DATUM('node', type=types.DataParamType(sub_classes=('aiida.data:matembed.features',)))
+@click.option('-f', '--format', 'fmt', type=click.Choice(['csv', 'npz']), default='csv', show_default=True)
+@click.option('-o', '--output', type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option('--overwrite', is_flag=True)
+@decorators.with_dbenv()
+def cmd_export(node: Any, fmt: str, output: Path, overwrite: bool) -> None:
+    """Export a FeaturesData to CSV (one row per structure, UUID first) or NPZ."""
+    import numpy as np
+
+    if output.exists() and not overwrite:
+        echo.echo_critical(f'{output} exists; use --overwrite')
+    matrix, labels, rows = node.features, node.labels, node.rows
+    if fmt == 'npz':
+        np.savez_compressed(
+            output, features=matrix, labels=np.array(labels), rows=np.array([r or '' for r in rows]),
+            representation=np.array(node.base.attributes.get('representation')),
+        )
+    else:
+        with output.open('w', newline='') as handle:
+            writer = csv.writer(handle)
+            writer.writerow(['structure_uuid', *labels])
+            for uuid, values in zip(rows, matrix, strict=True):
+                writer.writerow([uuid or '', *(repr(float(v)) for v in values)])
+    echo.echo_success(f'wrote {matrix.shape[0]} x {matrix.shape[1]} features to {output}')

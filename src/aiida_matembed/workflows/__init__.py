@@ -1,0 +1,8 @@
+"""WorkChains of aiida-matembed."""
+
+from ..plugins import use_aiida_entry_points
+from .featurize_group import FeaturizeGroupWorkChain
+
+use_aiida_entry_points()
+
+__all__ = ('FeaturizeGroupWorkChain',)

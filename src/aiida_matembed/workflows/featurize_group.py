@@ -1,0 +1,136 @@
+"""``matembed.featurize_group``: featurise every structure of a Group, in batches, incrementally."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiida import orm
+from aiida.engine import ExitCode, WorkChain, while_
+
+from ..calculations.featurize import featurize_structures
+from ..core.representations import load_representation_class
+from ..query import featurized_structure_pks
+
+__all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks')
+
+
+def _load_group(identifier: str) -> orm.Group:
+    try:
+        return orm.load_group(identifier)
+    except Exception:
+        raise ValueError(f'Group {identifier!r} does not exist (give its label, pk or UUID)') from None
+
+
+def _validate_group(value: orm.Str, _: Any) -> str | None:
+    try:
+        _load_group(value.value)
+    except ValueError as exception:
+        return str(exception)
+    return None
+
+
+def _validate_representation(value: orm.Str, _: Any) -> str | None:
+    try:
+        load_representation_class(value.value)
+    except (ValueError, TypeError) as exception:
+        return str(exception)
+    return None
+
+
+def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
+    if 'representation' not in inputs:
+        return None
+    try:
+        cls = load_representation_class(inputs['representation'].value)
+        params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
+        cls.from_params(params)
+    except (ValueError, TypeError) as exception:
+        return f'invalid parameters: {exception}'
+    batch_size = inputs.get('batch_size')
+    if batch_size is not None and batch_size.value < 1:
+        return f'batch_size must be >= 1, got {batch_size.value}'
+    return None
+
+
+def pending_structure_pks(
+    group: orm.Group, representation: str, params: dict[str, Any] | None = None, *, skip_existing: bool = True
+) -> list[int]:
+    """Pks of the Group's structures that have no current (same version and options) successful row."""
+    pks = sorted(
+        orm.QueryBuilder()
+        .append(orm.Group, filters={'id': group.pk}, tag='group')
+        .append(orm.StructureData, with_group='group', project='id')
+        .all(flat=True)
+    )
+    if not skip_existing or not pks:
+        return pks
+    rep = load_representation_class(representation).from_params(params or {})
+    done = featurized_structure_pks(representation, version=rep.version, params=rep.get_params(), among=pks)
+    return [pk for pk in pks if pk not in done]
+
+
+class FeaturizeGroupWorkChain(WorkChain):
+    """Featurise the ``StructureData`` of a Group with one representation, ``batch_size`` per process.
+
+    Structures that already have a current result (same representation, version and options, row not
+    failed) are skipped, so re-running after adding structures only featurises the new ones. A batch
+    whose process raises is split in two and retried, down to single structures.
+    """
+
+    @classmethod
+    def define(cls, spec: Any) -> None:
+        """Define inputs, outline, outputs and exit codes."""
+        super().define(spec)
+        spec.input('group', valid_type=orm.Str, validator=_validate_group, help='Label, pk or UUID of the Group.')
+        spec.input('representation', valid_type=orm.Str, validator=_validate_representation)
+        spec.input('parameters', valid_type=orm.Dict, required=False, help='Options of the representation.')
+        spec.input('batch_size', valid_type=orm.Int, default=lambda: orm.Int(1000))
+        spec.input('skip_existing', valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.inputs.validator = _validate_inputs
+        spec.outline(cls.setup, while_(cls.has_batch)(cls.run_batch), cls.finalize)
+        spec.output_namespace('features', valid_type=orm.Data, dynamic=True, help='One FeaturesData per batch.')
+        spec.exit_code(
+            300, 'ERROR_BATCH_FAILED', message='featurising structure {pk} failed even on its own: {error}'
+        )
+
+    def _params(self) -> dict[str, Any]:
+        return self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
+
+    def setup(self) -> None:
+        """Find the structures without current results and split them into batches."""
+        group = _load_group(self.inputs.group.value)
+        pending = pending_structure_pks(
+            group, self.inputs.representation.value, self._params(), skip_existing=self.inputs.skip_existing.value
+        )
+        size = self.inputs.batch_size.value
+        self.ctx.batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+        self.ctx.n_batches = 0
+        self.report(
+            f'{len(pending)} structure(s) of group {group.label!r} to featurise in {len(self.ctx.batches)} batch(es)'
+        )
+
+    def has_batch(self) -> bool:
+        """Whether batches remain."""
+        return bool(self.ctx.batches)
+
+    def run_batch(self) -> ExitCode | None:
+        """Featurise the next batch in one calcfunction; split it on an unexpected exception."""
+        batch = self.ctx.batches.pop(0)
+        nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch}}).all(flat=True)
+        nodes.sort(key=lambda node: node.pk)
+        try:
+            features, _ = featurize_structures(nodes, self.inputs.representation.value, self._params())
+        except Exception as exception:
+            if len(batch) == 1:
+                return self.exit_codes.ERROR_BATCH_FAILED.format(pk=batch[0], error=exception)
+            half = len(batch) // 2
+            self.report(f'batch of {len(batch)} failed ({exception}); retrying as two batches')
+            self.ctx.batches[:0] = [batch[:half], batch[half:]]
+            return None
+        self.out(f'features.batch_{self.ctx.n_batches:04d}', features)
+        self.ctx.n_batches += 1
+        return None
+
+    def finalize(self) -> None:
+        """Report what was done."""
+        self.report(f'featurised in {self.ctx.n_batches} batch(es)')
