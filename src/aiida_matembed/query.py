@@ -97,11 +97,12 @@ def featurized_structure_pks(
     if among is not None:
         qb.add_filter('structure', {'id': {'in': list(among)}})
     qb.add_projection('structure', 'id')
-    qb.add_projection('features', 'attributes.n_failed')
-    qb.add_projection('features', 'id')
+    qb.add_projection('features', ['attributes.n_failed', 'id'])
     done: set[int] = set()
     failed_in: dict[int, set[int]] = {}
-    for structure_pk, n_failed, features_pk in qb.iterall():
+    for row in qb.iterdict():
+        structure_pk = row['structure']['id']
+        n_failed, features_pk = row['features']['attributes.n_failed'], row['features']['id']
         if n_failed:
             failed_in.setdefault(features_pk, set()).add(structure_pk)
         else:

@@ -1,0 +1,65 @@
+import numpy as np
+import pytest
+from ase.build import bulk
+from pymatgen.core import Lattice, Structure
+
+from aiida_matembed.core.structures import (
+    InvalidStructureError,
+    closest_pair,
+    composition_of,
+    element_amounts,
+    to_pymatgen,
+    validate_structure,
+)
+from aiida_matembed.testing import bad_inputs
+
+
+@pytest.mark.parametrize('bad', bad_inputs(), ids=lambda b: b.label)
+def test_bad_structures_are_rejected_with_a_clear_message(bad):
+    with pytest.raises((InvalidStructureError, TypeError), match='(?i)' + bad.message):
+        validate_structure(to_pymatgen(bad.structure))
+
+
+def test_ase_atoms_convert_with_the_same_cell_and_positions():
+    atoms = bulk('NaCl', 'rocksalt', a=5.64)
+    structure = to_pymatgen(atoms)
+    np.testing.assert_allclose(structure.lattice.matrix, atoms.cell.array)
+    np.testing.assert_allclose(structure.cart_coords, atoms.positions)
+    assert [str(s) for s in structure.species] == atoms.get_chemical_symbols()
+
+
+def test_a_site_too_close_to_its_own_periodic_image_is_an_overlap():
+    tiny = Structure(Lattice([[0.3, 0, 0], [0, 4, 0], [0, 0, 4]]), ['H'], [[0, 0, 0]])
+    with pytest.raises(InvalidStructureError, match='site 0 and its periodic image are 0.300'):
+        validate_structure(tiny)
+
+
+def test_closest_pair_sees_neighbours_across_the_cell_boundary():
+    structure = Structure(Lattice.cubic(5.0), ['Na', 'Cl'], [[0.01, 0, 0], [0.97, 0, 0]])
+    i, j, distance = closest_pair(structure.cart_coords, structure.lattice.matrix, 0.5)
+    assert (i, j) == (0, 1)
+    assert distance == pytest.approx(0.2)
+    assert closest_pair(structure.cart_coords, structure.lattice.matrix, 0.1) is None
+
+
+def test_partial_occupancy_is_rejected_only_when_asked(examples):
+    alloy = next(e.structure for e in examples if not e.structure.is_ordered)
+    validate_structure(alloy)
+    with pytest.raises(InvalidStructureError, match='partially occupied'):
+        validate_structure(alloy, allow_partial_occupancy=False)
+
+
+def test_element_amounts_merge_oxidation_states():
+    from pymatgen.core import Composition, Species
+
+    magnetite = Composition({Species('Fe', 2): 1, Species('Fe', 3): 2, Species('O', -2): 4})
+    z, amounts = element_amounts(composition_of(magnetite))
+    assert dict(zip(z.tolist(), amounts.tolist(), strict=True)) == {26: 3.0, 8: 4.0}
+
+
+@pytest.mark.parametrize('formula', ['Xx2O', 'Na(Cl', ''])
+def test_formula_errors_are_clear(formula):
+    from aiida_matembed.core.representations import FeaturizationError, get_representation
+
+    with pytest.raises(FeaturizationError, match='structure 0: (cannot parse formula|unknown species|empty)'):
+        get_representation('matembed.magpie').featurize_many([formula])
