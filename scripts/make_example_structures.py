@@ -49,7 +49,9 @@ def main() -> None:
     licoo2 = Structure.from_dict(by_mineral['Caswellsilverite']['snl'])
     licoo2.replace_species({'Na': 'Li', 'Cr': 'Co', 'S': 'O'})
     licoo2.scale_lattice(Lattice.hexagonal(2.816, 14.05).volume / 3)  # 3 formula units per hexagonal cell
-    examples.append({'label': 'LiCoO2 (alpha-NaFeO2 type)', 'aflow': 'ABC2_hR4_166_a_b_c', 'structure': licoo2.as_dict()})
+    examples.append(
+        {'label': 'LiCoO2 (alpha-NaFeO2 type)', 'aflow': 'ABC2_hR4_166_a_b_c', 'structure': licoo2.as_dict()}
+    )
     alloy = Structure(Lattice.cubic(3.85), [{'Cu': 0.5, 'Au': 0.5}] * 4,
                       [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])  # fmt: skip
     examples.append({'label': 'CuAu (disordered fcc)', 'aflow': 'A_cF4_225_a', 'structure': alloy.as_dict()})

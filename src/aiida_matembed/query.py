@@ -40,7 +40,12 @@ def _features_query(representation: str, version: int | None, params: dict[str, 
     qb = orm.QueryBuilder()
     qb.append(FeaturesData, filters=_filters(representation, version, params), tag='features')
     qb.append(orm.CalcFunctionNode, with_outgoing='features', tag='process')
-    qb.append(orm.StructureData, with_outgoing='process', tag='structure', edge_filters={'label': {'like': 'structures__%'}})
+    qb.append(
+        orm.StructureData,
+        with_outgoing='process',
+        tag='structure',
+        edge_filters={'label': {'like': 'structures__%'}},
+    )
     return qb
 
 
@@ -111,7 +116,9 @@ def featurized_structure_pks(
         features = orm.load_node(features_pk)
         failed = features.failed_uuids()
         uuid_of = dict(
-            orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': list(pks)}}, project=['id', 'uuid']).all()
+            orm.QueryBuilder()
+            .append(orm.StructureData, filters={'id': {'in': list(pks)}}, project=['id', 'uuid'])
+            .all()
         )
         done.update(pk for pk in pks if uuid_of[pk] not in failed)
     return done

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 GROUP_LABEL = 'matembed/examples'
-REPRESENTATIONS: list[tuple[str, dict]] = [
+REPRESENTATIONS: list[tuple[str, dict[str, Any]]] = [
     ('matembed.magpie', {}),
     ('matembed.element_fraction', {}),
     ('matembed.element_embedding', {'table': 'mat2vec', 'stats': ['mean', 'variance', 'minpool', 'maxpool']}),
@@ -49,21 +50,21 @@ def main(argv: list[str] | None = None) -> int:
 
     print('\nFeaturising (FeaturizeGroupWorkChain, one batched calcfunction per representation):')
     for name, params in REPRESENTATIONS:
-        inputs = {
+        inputs: dict[str, Any] = {
             'group': orm.Str(group.uuid),
             'representation': orm.Str(name),
             'parameters': orm.Dict(params),
         }
-        outputs, node = run_get_node(FeaturizeGroupWorkChain, **inputs)
-        if not node.is_finished_ok:
-            print(f'  {name}: FAILED ({node.exit_message})', file=sys.stderr)
+        outputs, process = run_get_node(FeaturizeGroupWorkChain, **inputs)
+        if not process.is_finished_ok:
+            print(f'  {name}: FAILED ({process.exit_message})', file=sys.stderr)
             return 1
         for features in outputs.get('features', {}).values():
             attrs = features.base.attributes
             print(
                 f'  {name:<27} {params or ""}\n      -> FeaturesData<{features.pk}> {attrs.get("n_rows")} x '
                 f'{attrs.get("n_features")}, {attrs.get("n_failed")} failed rows, created by '
-                f'{features.creator.process_label}<{features.creator.pk}> inside WorkChain<{node.pk}>'
+                f'{features.creator.process_label}<{features.creator.pk}> inside WorkChain<{process.pk}>'
             )
         if not outputs.get('features'):
             print(f'  {name:<27} {params or ""}\n      -> already up to date (incremental: nothing to do)')
@@ -86,9 +87,9 @@ def main(argv: list[str] | None = None) -> int:
         f'  verdi process list -a -p 1\n'
         f'  verdi data matembed show <FeaturesData pk>\n'
         f'  verdi data matembed export <FeaturesData pk> -f csv -o features.csv\n'
-        f'  python -c "from aiida import load_profile; load_profile(\'{args.profile}\');\n'
+        f"  python -c \"from aiida import load_profile; load_profile('{args.profile}');\n"
         f'    from aiida_matembed.query import get_features, featurized_structures;\n'
-        f'    print(len(featurized_structures(\'matembed.magpie\')))"\n'
+        f"    print(len(featurized_structures('matembed.magpie')))\"\n"
         '  (set AIIDA_PATH as scripts/quickstart.sh printed, and pass -p to verdi)'
     )
     return 0

@@ -58,7 +58,7 @@ def test_pymatgen_and_ase_inputs_are_stored_first(aiida_profile_clean, examples)
     from pymatgen.io.ase import AseAtomsAdaptor
 
     structures = [examples[0].structure, AseAtomsAdaptor.get_atoms(examples[1].structure)]
-    features, process = featurize_structures(structures, 'matembed.magpie')
+    features, _ = featurize_structures(structures, 'matembed.magpie')
     assert features.base.attributes.get('n_rows') == 2
     assert all(orm.load_node(uuid).is_stored for uuid in features.rows)
 

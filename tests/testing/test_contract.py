@@ -8,7 +8,10 @@ from aiida_matembed.testing import CONTRACT_CHECKS
 VARIANTS = {
     'matembed.element_embedding': [
         {},
-        {'table': 'megnet16', 'stats': ['mean', 'variance', 'sum', 'geometric_mean', 'harmonic_mean', 'range']},
+        {
+            'table': 'megnet16',
+            'stats': ['mean', 'variance', 'sum', 'geometric_mean', 'harmonic_mean', 'range'],
+        },
     ],
     'matembed.magpie': [{}, {'impute_nan': False}],
 }

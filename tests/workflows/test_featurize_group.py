@@ -14,7 +14,11 @@ def group(aiida_profile_clean, examples):
 
 
 def test_group_is_featurised_in_batches_and_incrementally(group, examples):
-    inputs = {'group': orm.Str('examples'), 'representation': orm.Str('matembed.magpie'), 'batch_size': orm.Int(7)}
+    inputs = {
+        'group': orm.Str('examples'),
+        'representation': orm.Str('matembed.magpie'),
+        'batch_size': orm.Int(7),
+    }
     outputs, node = run_get_node(FeaturizeGroupWorkChain, **inputs)
     assert node.is_finished_ok
     assert sorted(outputs['features']) == ['batch_0000', 'batch_0001', 'batch_0002']

@@ -124,9 +124,7 @@ def _setup_inputs_in_bulk(self: Any) -> None:
         hook(self)
 
 
-def link_inputs_in_bulk(
-    process_function: Any, after_inputs: Callable[[Any], None] | None = None
-) -> Any:
+def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], None] | None = None) -> Any:
     """Make a calcfunction link its inputs in bulk (see the module docstring); return it unchanged.
 
     :param after_inputs: optional hook called with the process after the links are cached and before

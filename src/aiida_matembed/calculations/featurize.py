@@ -141,8 +141,8 @@ def featurize_structures(
         inputs['metadata'] = {'label': label}
     if use_cache:
         with enable_caching(identifier=FEATURIZE_IDENTIFIER):
-            outputs, node = featurize.run_get_node(**inputs)
+            outputs, process = featurize.run_get_node(**inputs)
     else:
-        outputs, node = featurize.run_get_node(**inputs)
+        outputs, process = featurize.run_get_node(**inputs)
     assert outputs is not None
-    return outputs['features'], node
+    return outputs['features'], process

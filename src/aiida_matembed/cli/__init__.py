@@ -90,7 +90,7 @@ def cmd_featurize(
     if bool(structures) == (group is not None):
         echo.echo_critical('give either structure pks or --group, not both / neither')
     if group is not None and submit:
-        inputs = {
+        inputs: dict[str, Any] = {
             'group': orm.Str(group.uuid),
             'representation': orm.Str(representation),
             'parameters': orm.Dict(parameters),
@@ -121,7 +121,8 @@ def cmd_featurize(
         n_failed = features.base.attributes.get('n_failed')
         echo.echo_success(
             f'FeaturesData<{features.pk}> ({features.base.attributes.get("n_rows")} x '
-            f'{features.base.attributes.get("n_features")}, {n_failed} failed) from {process.process_label}<{process.pk}>'
+            f'{features.base.attributes.get("n_features")}, {n_failed} failed) '
+            f'from {process.process_label}<{process.pk}>'
         )
         for failure in features.failures[:10]:
             echo.echo_warning(f'  StructureData<{failure["pk"]}>: {failure["message"]}')
@@ -137,9 +138,13 @@ def cmd_show(node: Any, n_rows: int) -> None:
 
     attributes = node.base.attributes
     click.echo(f'FeaturesData<{node.pk}> {node.uuid}')
-    click.echo(f'  representation : {attributes.get("representation")} (version {attributes.get("representation_version")})')
+    click.echo(
+        f'  representation : {attributes.get("representation")} (version {attributes.get("representation_version")})'
+    )
     click.echo(f'  params         : {json.dumps(attributes.get("params"))}')
-    click.echo(f'  shape          : {attributes.get("n_rows")} x {attributes.get("n_features")} ({attributes.get("dtype")})')
+    click.echo(
+        f'  shape          : {attributes.get("n_rows")} x {attributes.get("n_features")} ({attributes.get("dtype")})'
+    )
     click.echo(f'  failed rows    : {attributes.get("n_failed")}')
     creator = node.creator
     if creator is not None:
@@ -169,7 +174,10 @@ def cmd_export(node: Any, fmt: str, output: Path, overwrite: bool) -> None:
     matrix, labels, rows = node.features, node.labels, node.rows
     if fmt == 'npz':
         np.savez_compressed(
-            output, features=matrix, labels=np.array(labels), rows=np.array([r or '' for r in rows]),
+            output,
+            features=matrix,
+            labels=np.array(labels),
+            rows=np.array([r or '' for r in rows]),
             representation=np.array(node.base.attributes.get('representation')),
         )
     else:

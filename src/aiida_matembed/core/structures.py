@@ -150,9 +150,7 @@ def validate_structure(
     if pair is not None:
         i, j, distance = pair
         what = f'site {i} and its periodic image' if i == j else f'sites {i} and {j}'
-        raise InvalidStructureError(
-            f'overlapping atoms: {what} are {distance:.3f} Å apart (< {min_distance} Å)'
-        )
+        raise InvalidStructureError(f'overlapping atoms: {what} are {distance:.3f} Å apart (< {min_distance} Å)')
 
 
 def closest_pair(cart: np.ndarray, matrix: np.ndarray, cutoff: float) -> tuple[int, int, float] | None:

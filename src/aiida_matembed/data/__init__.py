@@ -6,4 +6,4 @@ from .features import FeaturesData, params_hash
 
 use_aiida_entry_points()
 
-__all__ = ("FeaturesData", "params_hash", "structure_data_to_pymatgen", "to_structure_data")
+__all__ = ('FeaturesData', 'params_hash', 'structure_data_to_pymatgen', 'to_structure_data')

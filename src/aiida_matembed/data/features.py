@@ -63,7 +63,7 @@ class FeaturesData(orm.ArrayData):
         failures = [dict(f) for f in failures or []]
         self.set_array('features', matrix)
         meta = {'labels': labels, 'rows': rows, 'failures': failures}
-        self.base.repository.put_object_from_filelike(io.BytesIO(json.dumps(meta).encode()), self._META)
+        self.base.repository.put_object_from_filelike(io.BytesIO(json.dumps(meta).encode()), self._META)  # type: ignore[arg-type]
         self.base.attributes.set_many(
             {
                 'representation': representation,

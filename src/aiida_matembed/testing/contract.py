@@ -108,9 +108,7 @@ def check_translation_invariance(rep: Representation, structures: Sequence[Any] 
 
     structures = [to_pymatgen(s) for s in _structures(structures)]
     rng = np.random.default_rng(7)
-    shifted = [
-        Structure(s.lattice, s.species_and_occu, s.frac_coords + rng.uniform(-1, 1, size=3)) for s in structures
-    ]
+    shifted = [Structure(s.lattice, s.species_and_occu, s.frac_coords + rng.uniform(-1, 1, size=3)) for s in structures]
     _assert_same(rep.featurize_many(shifted).features, rep.featurize_many(structures).features, 'translation')
 
 

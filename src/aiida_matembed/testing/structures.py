@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import numpy as np
 
@@ -28,13 +28,15 @@ def bad_inputs() -> list[BadInput]:
     from pymatgen.core import DummySpecies, Lattice, Structure
 
     cubic = Lattice.cubic(4.0)
-    nan_coords = Structure(cubic, ['Na', 'Cl'], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    none: Any = cast(Any, [])  # pymatgen accepts empty species and coordinates
+    half: Any = [[0, 0, 0], [0.5, 0.5, 0.5]]
+    nan_coords = Structure(cubic, ['Na', 'Cl'], half)
     nan_coords.replace(1, 'Cl', [np.nan, 0.5, 0.5])
     return [
-        BadInput('no sites', Structure(cubic, [], []), 'no sites'),
+        BadInput('no sites', Structure(cubic, none, none), 'no sites'),
         BadInput(
             'overlapping atoms',
-            Structure(cubic, ['Na', 'Cl'], [[0, 0, 0], [0.05, 0, 0]]),
+            Structure(cubic, ['Na', 'Cl'], cast(Any, [[0, 0, 0], [0.05, 0, 0]])),
             'overlapping atoms',
         ),
         BadInput(
@@ -44,13 +46,13 @@ def bad_inputs() -> list[BadInput]:
         ),
         BadInput(
             'negative volume',
-            Structure(Lattice([[0, 4, 0], [4, 0, 0], [0, 0, 4]]), ['Na', 'Cl'], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            Structure(Lattice([[0, 4, 0], [4, 0, 0], [0, 0, 4]]), ['Na', 'Cl'], half),
             'negative cell volume',
         ),
         BadInput('NaN coordinates', nan_coords, 'NaN'),
         BadInput(
             'unknown species',
-            Structure(cubic, ['Na', DummySpecies('X')], [[0, 0, 0], [0.5, 0.5, 0.5]]),
+            Structure(cubic, ['Na', DummySpecies('X')], half),
             'unknown species',
         ),
         BadInput('not a structure', 42, 'expected a pymatgen Structure'),

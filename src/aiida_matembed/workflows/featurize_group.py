@@ -87,11 +87,9 @@ class FeaturizeGroupWorkChain(WorkChain):
         spec.input('batch_size', valid_type=orm.Int, default=lambda: orm.Int(1000))
         spec.input('skip_existing', valid_type=orm.Bool, default=lambda: orm.Bool(True))
         spec.inputs.validator = _validate_inputs
-        spec.outline(cls.setup, while_(cls.has_batch)(cls.run_batch), cls.finalize)
+        spec.outline(cls.setup, while_(cls.has_batch)(cls.run_batch), cls.finalize)  # type: ignore[arg-type]
         spec.output_namespace('features', valid_type=orm.Data, dynamic=True, help='One FeaturesData per batch.')
-        spec.exit_code(
-            300, 'ERROR_BATCH_FAILED', message='featurising structure {pk} failed even on its own: {error}'
-        )
+        spec.exit_code(300, 'ERROR_BATCH_FAILED', message='featurising structure {pk} failed even on its own: {error}')
 
     def _params(self) -> dict[str, Any]:
         return self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
@@ -100,7 +98,10 @@ class FeaturizeGroupWorkChain(WorkChain):
         """Find the structures without current results and split them into batches."""
         group = _load_group(self.inputs.group.value)
         pending = pending_structure_pks(
-            group, self.inputs.representation.value, self._params(), skip_existing=self.inputs.skip_existing.value
+            group,
+            self.inputs.representation.value,
+            self._params(),
+            skip_existing=self.inputs.skip_existing.value,
         )
         size = self.inputs.batch_size.value
         self.ctx.batches = [pending[i : i + size] for i in range(0, len(pending), size)]

@@ -31,9 +31,7 @@ def load_example_structures() -> list[LabelledStructure]:
     from pymatgen.core import Structure
 
     text = resources.files('aiida_matembed').joinpath('resources/example_structures.json').read_text()
-    return [
-        LabelledStructure(e['label'], e['aflow'], Structure.from_dict(e['structure'])) for e in json.loads(text)
-    ]
+    return [LabelledStructure(e['label'], e['aflow'], Structure.from_dict(e['structure'])) for e in json.loads(text)]
 
 
 def load_aflow_prototypes() -> list[LabelledStructure]:
@@ -45,8 +43,6 @@ def load_aflow_prototypes() -> list[LabelledStructure]:
     with gzip.open(path, 'rt') as handle:
         entries = json.load(handle)
     return [
-        LabelledStructure(
-            e['tags']['mineral'] or e['tags']['aflow'], e['tags']['aflow'], Structure.from_dict(e['snl'])
-        )
+        LabelledStructure(e['tags']['mineral'] or e['tags']['aflow'], e['tags']['aflow'], Structure.from_dict(e['snl']))
         for e in entries
     ]

@@ -115,9 +115,7 @@ class Representation(abc.ABC):
         params = dict(params or {})
         unknown = sorted(set(params) - set(cls.option_names()))
         if unknown:
-            raise ValueError(
-                f'unknown option(s) {unknown} for {cls.name}; valid options: {cls.option_names()}'
-            )
+            raise ValueError(f'unknown option(s) {unknown} for {cls.name}; valid options: {cls.option_names()}')
         return cls(**params)
 
     def __repr__(self) -> str:

@@ -245,9 +245,7 @@ class ElementEmbedding(CompositionalRepresentation):
             stats = (stats,)
         unknown = [s for s in stats if s not in ELEMENT_EMBEDDING_STATS]
         if unknown or not stats:
-            raise ValueError(
-                f'invalid stats {list(stats)}; choose one or more of {", ".join(ELEMENT_EMBEDDING_STATS)}'
-            )
+            raise ValueError(f'invalid stats {list(stats)}; choose one or more of {", ".join(ELEMENT_EMBEDDING_STATS)}')
         if len(set(stats)) != len(stats):
             raise ValueError(f'stats contains duplicates: {list(stats)}')
         self.table = table
@@ -286,9 +284,7 @@ class ElementEmbedding(CompositionalRepresentation):
             values = self._table.values[z]
             values = np.where(mask[:, :, None], values, 0.0)
             blocks.append(
-                np.concatenate(
-                    [ELEMENT_EMBEDDING_STATS[s](w, values, mask, fu_amounts) for s in self.stats], axis=1
-                )
+                np.concatenate([ELEMENT_EMBEDDING_STATS[s](w, values, mask, fu_amounts) for s in self.stats], axis=1)
             )
         return np.concatenate(blocks, axis=0)
 

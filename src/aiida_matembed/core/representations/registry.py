@@ -37,7 +37,7 @@ _source: EntryPointSource = _importlib_source
 
 def set_entry_point_source(source: EntryPointSource | None) -> None:
     """Use ``source(group)`` to enumerate entry points (``None`` restores :mod:`importlib.metadata`)."""
-    global _source  # noqa: PLW0603
+    global _source
     _source = source or _importlib_source
 
 
