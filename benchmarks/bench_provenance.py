@@ -49,9 +49,8 @@ def main():
     group.add_nodes(nodes)
     t_create = time.perf_counter() - start
     atoms = np.median([len(p) for p in prototypes])
-    print(
-        f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}'
-    )
+    machine = platform.processor() or platform.machine()
+    print(f'machine: {machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}')
     print(f'created {args.n} StructureData (median {atoms:.0f} atoms) in {t_create:.1f} s (not part of the target)')
 
     start = time.perf_counter()
