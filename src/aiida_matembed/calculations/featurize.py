@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 from aiida.manage.caching import enable_caching
@@ -62,8 +63,6 @@ def featurize(representation: orm.Str, parameters: orm.Dict | None = None, **kwa
             converted_rows.append(row)
         except Exception as exception:
             failures.append(_failure(row, node, type(exception).__name__, str(exception)))
-
-    import numpy as np
 
     matrix = np.full((len(nodes), rep.n_features), np.nan)
     result = rep.featurize_many(converted, errors='record')
