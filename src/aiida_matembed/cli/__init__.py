@@ -113,7 +113,8 @@ def cmd_featurize(
         for start in range(0, len(pks), batch_size):
             chunk = pks[start : start + batch_size]
             nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True)
-            nodes.sort(key=lambda n: chunk.index(n.pk))
+            position = {pk: i for i, pk in enumerate(chunk)}
+            nodes.sort(key=lambda n: position[n.pk])
             features, process = featurize_structures(nodes, representation, parameters)
             results.append((features, process))
             bar.update(len(chunk))
