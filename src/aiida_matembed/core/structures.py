@@ -9,8 +9,8 @@ All lengths are in Å.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any, Union
+from collections.abc import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, NamedTuple, Union
 
 import numpy as np
 
@@ -22,10 +22,12 @@ if TYPE_CHECKING:
 
 __all__ = (
     'MIN_INTERATOMIC_DISTANCE',
+    'Cell',
     'InvalidStructureError',
     'StructureLike',
     'composition_of',
     'element_amounts',
+    'prepare_cells',
     'to_pymatgen',
     'validate_structure',
 )
@@ -148,9 +150,7 @@ def validate_structure(
             )
     pair = closest_pair(cart, matrix, min_distance)
     if pair is not None:
-        i, j, distance = pair
-        what = f'site {i} and its periodic image' if i == j else f'sites {i} and {j}'
-        raise InvalidStructureError(f'overlapping atoms: {what} are {distance:.3f} Å apart (< {min_distance} Å)')
+        raise _overlap_error(pair, min_distance)
 
 
 def closest_pair(cart: np.ndarray, matrix: np.ndarray, cutoff: float) -> tuple[int, int, float] | None:
@@ -165,22 +165,146 @@ def closest_pair(cart: np.ndarray, matrix: np.ndarray, cutoff: float) -> tuple[i
     centers, points, _, distances = find_points_in_spheres(
         cart,
         cart,
-        r=float(cutoff),
+        r=max(float(cutoff), 2.0),  # pymatgen's cell list is slow for radii much below 2 Å
         pbc=np.array([1, 1, 1], dtype=np.int64),
         lattice=np.ascontiguousarray(matrix, dtype=float),
         tol=1e-8,
     )
-    keep = ~((centers == points) & (distances < 1e-8))
+    keep = ~((centers == points) & (distances < 1e-8)) & (distances < cutoff)
     if not keep.any():
         return None
     k = int(np.argmin(np.where(keep, distances, np.inf)))
     return (int(min(centers[k], points[k])), int(max(centers[k], points[k])), float(distances[k]))
 
 
+class Cell(NamedTuple):
+    """An ordered crystal as arrays: what the structural representations compute on."""
+
+    z: np.ndarray
+    """``(N,)`` int64 atomic numbers."""
+    frac: np.ndarray
+    """``(N, 3)`` fractional coordinates."""
+    cart: np.ndarray
+    """``(N, 3)`` Cartesian coordinates (Å)."""
+    lattice: np.ndarray
+    """``(3, 3)`` lattice vectors as rows (Å)."""
+    volume: float
+    """Cell volume (Å^3)."""
+
+
+_SMALL_CELL_SITES = 24
+"""Cells up to this many sites get the vectorised overlap check; larger ones the neighbour search."""
+
+
+def prepare_cells(items: Sequence[Any], *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> list[Cell | Exception]:
+    """Convert and validate a batch of ordered crystals; return a :class:`Cell` or the exception per item.
+
+    Runs the checks of :func:`validate_structure` (with ``allow_partial_occupancy=False``) with the same
+    messages, vectorised over the batch: each structure's arrays are read once, the lattice and
+    coordinate checks are numpy reductions over the whole batch, and the overlap check of all small
+    cells of equal size is one computation over the 27 nearest images (exact whenever every
+    interplanar spacing exceeds ``2 * min_distance``; other cells use the neighbour search).
+    """
+    out: list[Cell | Exception] = []
+    for item in items:
+        try:
+            out.append(_read_cell(item))
+        except Exception as exception:
+            out.append(exception)
+    good = [k for k, c in enumerate(out) if isinstance(c, Cell)]
+    if not good:
+        return out
+    cells: list[Cell] = [out[k] for k in good]  # type: ignore[misc]
+    matrices = np.stack([c.lattice for c in cells])
+    finite = np.isfinite(matrices).all(axis=(1, 2))
+    volumes = np.linalg.det(np.where(finite[:, None, None], matrices, 1.0))
+    crosses = np.cross(matrices[:, [1, 2, 0]], matrices[:, [2, 0, 1]])
+    with np.errstate(invalid='ignore', divide='ignore'):
+        spacing = np.abs(volumes) / np.sqrt((crosses**2).sum(axis=2)).max(axis=1)
+    by_size: dict[int, list[int]] = {}
+    for k, cell, ok, volume, d in zip(good, cells, finite, volumes, spacing, strict=True):
+        try:
+            if not ok:
+                raise InvalidStructureError('lattice contains NaN or infinite values')
+            _check_volume(float(volume))
+            _check_finite_coords(cell.cart)
+            bad = np.flatnonzero((cell.z < 1) | (cell.z > Z_MAX))
+            if bad.size:
+                raise InvalidStructureError(f'unknown species (Z = {int(cell.z[bad[0]])}) at site {int(bad[0])}')
+        except InvalidStructureError as exception:
+            out[k] = exception
+            continue
+        out[k] = cell = cell._replace(volume=float(volume))
+        n = len(cell.z)
+        small = n <= _SMALL_CELL_SITES and d > 2 * min_distance
+        by_size.setdefault(n if small else -1 - k, []).append(k)
+    for key, rows in by_size.items():
+        group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
+        if key >= 0:
+            pairs = _closest_pairs_small(group, min_distance)
+        else:
+            pairs = [closest_pair(c.cart, c.lattice, min_distance) for c in group]
+        for k, pair in zip(rows, pairs, strict=True):
+            if pair is not None:
+                out[k] = _overlap_error(pair, min_distance)
+    return out
+
+
+def _read_cell(item: Any) -> Cell:
+    """Read the arrays of one structure (checked by :func:`prepare_cells`); volume filled in later."""
+    structure = to_pymatgen(item)
+    if len(structure) == 0:
+        raise InvalidStructureError('structure has no sites')
+    species = [(getattr(sp, 'Z', 0), amount) for site in structure for sp, amount in site.species.items()]
+    if len(species) != len(structure) or any(amount != 1 for _, amount in species):
+        # a disordered site: let the full validation say which and why
+        validate_structure(structure, allow_partial_occupancy=False)
+        raise InvalidStructureError('structure has partially occupied sites')
+    z = np.fromiter((number for number, _ in species), dtype=np.int64, count=len(species))
+    matrix = structure.lattice.matrix
+    frac = structure.frac_coords
+    return Cell(z, frac, frac @ matrix, matrix, 0.0)
+
+
+_DIAGONAL = np.arange(_SMALL_CELL_SITES)
+_LOWER = np.tril(np.ones((_SMALL_CELL_SITES, _SMALL_CELL_SITES), dtype=bool), -1)
+_IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
+
+
+def _closest_pairs_small(cells: Sequence[Cell], cutoff: float) -> list[tuple[int, int, float] | None]:
+    """:func:`closest_pair` for cells of equal size, all at once (27 images of the wrapped difference)."""
+    n = len(cells[0].z)
+    frac = np.stack([c.frac for c in cells])
+    lattice = np.stack([c.lattice for c in cells])
+    diff = frac[:, None, :, :] - frac[:, :, None, :]
+    diff -= np.round(diff)
+    vectors = (diff @ lattice[:, None, :, :]).reshape(len(cells), n * n, 3)  # Cartesian, (B, N*N, 3)
+    images = _IMAGES @ lattice  # (B, 27, 3)
+    d2 = (
+        (vectors**2).sum(axis=2)[:, :, None]
+        + 2.0 * (vectors @ images.transpose(0, 2, 1))
+        + (images**2).sum(axis=2)[:, None, :]
+    ).reshape(len(cells), n, n, 27)  # |v + t|^2
+    d2[:, _DIAGONAL[:n], _DIAGONAL[:n], 13] = np.inf  # a site and itself in the home cell
+    flat = np.where(_LOWER[:n, :n], np.inf, d2.min(axis=3)).reshape(len(cells), -1)  # keep pairs i <= j
+    best = flat.argmin(axis=1)
+    shortest = np.sqrt(np.maximum(flat[np.arange(len(cells)), best], 0.0))
+    return [(int(k // n), int(k % n), float(d)) if d < cutoff else None for k, d in zip(best, shortest, strict=True)]
+
+
+def _overlap_error(pair: tuple[int, int, float], min_distance: float) -> InvalidStructureError:
+    i, j, distance = pair
+    what = f'site {i} and its periodic image' if i == j else f'sites {i} and {j}'
+    return InvalidStructureError(f'overlapping atoms: {what} are {distance:.3f} Å apart (< {min_distance} Å)')
+
+
 def _check_lattice(matrix: np.ndarray) -> None:
     if not np.all(np.isfinite(matrix)):
         raise InvalidStructureError('lattice contains NaN or infinite values')
-    volume = float(np.linalg.det(matrix))
+    _check_volume(float(np.linalg.det(matrix)))
+
+
+def _check_volume(volume: float) -> None:
     if abs(volume) < MIN_CELL_VOLUME:
         raise InvalidStructureError(f'zero cell volume ({volume:.3g} Å^3): lattice vectors are degenerate')
     if volume < 0:

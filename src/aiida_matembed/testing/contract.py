@@ -9,6 +9,7 @@ against every registered representation; third-party packages can do the same wi
 from __future__ import annotations
 
 import copy
+import functools
 import json
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -20,6 +21,8 @@ from ..core.structures import to_pymatgen
 from .structures import bad_inputs, contract_structures
 
 __all__ = ('CONTRACT_CHECKS', 'run_contract')
+
+ContractCheck = Callable[[Representation, Sequence[Any] | None], None]
 
 RTOL = 1e-8
 ATOL = 1e-10
@@ -33,6 +36,16 @@ def _structures(structures: Sequence[Any] | None) -> list[Any]:
     return list(structures) if structures is not None else contract_structures()
 
 
+def _fitted(check: ContractCheck) -> ContractCheck:
+    """Run ``check`` on the representation fitted to the structures (options taken "from the batch")."""
+
+    @functools.wraps(check)
+    def wrapper(rep: Representation, structures: Sequence[Any] | None = None) -> None:
+        check(rep.fit(_structures(structures)), structures)
+
+    return wrapper
+
+
 def _rotation(seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     q, r = np.linalg.qr(rng.normal(size=(3, 3)))
@@ -42,6 +55,7 @@ def _rotation(seed: int) -> np.ndarray:
     return q
 
 
+@_fitted
 def check_labels_and_shape(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """``features`` is ``(N, n_features)``, labels are unique strings matching ``n_features``."""
     structures = _structures(structures)
@@ -58,6 +72,7 @@ def check_labels_and_shape(rep: Representation, structures: Sequence[Any] | None
     _assert_same(single, result.features[0], 'featurize() differs from featurize_many()[0]')
 
 
+@_fitted
 def check_params_roundtrip(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """``get_params`` is JSON-safe and ``from_params`` rebuilds an equal representation."""
     params = rep.get_params()
@@ -71,6 +86,7 @@ def check_params_roundtrip(rep: Representation, structures: Sequence[Any] | None
     assert all(isinstance(c, str) and c.lstrip().startswith('@') for c in rep.citations()), 'citations not BibTeX'
 
 
+@_fitted
 def check_determinism(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Featurising twice gives identical numbers."""
     structures = _structures(structures)
@@ -79,6 +95,7 @@ def check_determinism(rep: Representation, structures: Sequence[Any] | None = No
     np.testing.assert_array_equal(first, second)
 
 
+@_fitted
 def check_input_not_modified(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Featurising leaves the input structures unchanged."""
     structures = _structures(structures)
@@ -90,6 +107,7 @@ def check_input_not_modified(rep: Representation, structures: Sequence[Any] | No
         np.testing.assert_array_equal(original.lattice.matrix, after.lattice.matrix)
 
 
+@_fitted
 def check_rotation_invariance(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Rotating the whole crystal (lattice and atoms) does not change the features."""
     from pymatgen.core import Lattice, Structure
@@ -102,6 +120,7 @@ def check_rotation_invariance(rep: Representation, structures: Sequence[Any] | N
     _assert_same(rep.featurize_many(rotated).features, rep.featurize_many(structures).features, 'rotation')
 
 
+@_fitted
 def check_translation_invariance(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Shifting every atom by the same vector does not change the features."""
     from pymatgen.core import Structure
@@ -112,6 +131,7 @@ def check_translation_invariance(rep: Representation, structures: Sequence[Any] 
     _assert_same(rep.featurize_many(shifted).features, rep.featurize_many(structures).features, 'translation')
 
 
+@_fitted
 def check_permutation_invariance(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Reordering the sites does not change the features."""
     from pymatgen.core import Structure
@@ -125,6 +145,7 @@ def check_permutation_invariance(rep: Representation, structures: Sequence[Any] 
     _assert_same(rep.featurize_many(permuted).features, rep.featurize_many(structures).features, 'permutation')
 
 
+@_fitted
 def check_supercell(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Intensive representations give the same features for a supercell (diagonal and sheared)."""
     if not rep.intensive:
@@ -137,6 +158,7 @@ def check_supercell(rep: Representation, structures: Sequence[Any] | None = None
     _assert_same(rep.featurize_many(sheared).features, reference, 'sheared supercell')
 
 
+@_fitted
 def check_ase_input(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """An ASE ``Atoms`` gives the same features as the pymatgen ``Structure`` it came from."""
     from pymatgen.io.ase import AseAtomsAdaptor
@@ -146,6 +168,7 @@ def check_ase_input(rep: Representation, structures: Sequence[Any] | None = None
     _assert_same(rep.featurize_many(atoms).features, rep.featurize_many(structures).features, 'ASE input')
 
 
+@_fitted
 def check_parallel_equals_serial(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """``n_jobs=2`` gives exactly the result of ``n_jobs=1`` (rows, failures and order)."""
     structures = _structures(structures)
@@ -157,6 +180,7 @@ def check_parallel_equals_serial(rep: Representation, structures: Sequence[Any] 
     assert [f.index for f in serial.failures] == [len(batch) - 1]
 
 
+@_fitted
 def check_bad_input(rep: Representation, structures: Sequence[Any] | None = None) -> None:
     """Bad inputs raise a clear error with ``errors='raise'``; with ``'record'`` good rows are kept."""
     good = _structures(structures)[:2]
@@ -175,8 +199,6 @@ def check_bad_input(rep: Representation, structures: Sequence[Any] | None = None
         assert np.isnan(result.features[1]).all()
         _assert_same(result.features[[0, 2]], reference, f'{bad.label}: good rows changed')
 
-
-ContractCheck = Callable[[Representation, Sequence[Any] | None], None]
 
 CONTRACT_CHECKS: dict[str, ContractCheck] = {
     'labels_and_shape': check_labels_and_shape,

@@ -94,6 +94,9 @@ class Representation(abc.ABC):
     intensive: ClassVar[bool] = True
     """True when a supercell of a structure has the same features as the structure."""
     supports_partial_occupancy: ClassVar[bool] = False
+    threaded: ClassVar[bool] = False
+    """True when the computation already runs on several threads (e.g. a Rust/C++ backend); ``n_jobs`` is
+    then ignored, because forking a process that holds a thread pool can deadlock."""
 
     # ----------------------------------------------------------------------------------- options
     @classmethod
@@ -143,9 +146,34 @@ class Representation(abc.ABC):
         return []
 
     # ------------------------------------------------------------------------------- computation
+    def fit(self, structures: Sequence[Any]) -> Representation:
+        """Resolve options that are taken "from the batch" (e.g. ``species=None``); return the result.
+
+        Representations whose columns do not depend on the data return ``self``. Those with such options
+        return a new instance with the options fixed (visible in :meth:`get_params`, hence stored in the
+        provenance), so that several batches can share the same columns: fit once on all the data, then
+        featurise each batch with the fitted instance. :meth:`featurize_many` fits on its own batch when
+        it is given an unfitted instance. Bad structures are skipped here and reported by
+        :meth:`featurize_many`.
+        """
+        return self
+
     @abc.abstractmethod
     def _prepare(self, item: Any) -> Any:
         """Convert and validate one input; raise (any exception) if it cannot be featurised."""
+
+    def _prepare_many(self, items: Sequence[Any]) -> list[Any]:
+        """Prepare a batch: one prepared item, or the exception that rejects it, per input.
+
+        The default calls :meth:`_prepare` on each item; override it to validate a batch at once.
+        """
+        out: list[Any] = []
+        for item in items:
+            try:
+                out.append(self._prepare(item))
+            except Exception as exception:
+                out.append(exception)
+        return out
 
     @abc.abstractmethod
     def _compute(self, prepared: list[Any]) -> np.ndarray:
@@ -170,14 +198,20 @@ class Representation(abc.ABC):
             ``n_jobs=1``.
         :param errors: ``'raise'`` stops at the first bad input with :class:`FeaturizationError`;
             ``'record'`` fills its row with NaN, records a :class:`Failure` and keeps the rest.
-        :return: :class:`FeatureResult` with an ``(N, F)`` array, rows aligned with the inputs.
+        :return: :class:`FeatureResult` with an ``(N, F)`` array, rows aligned with the inputs. For a
+            representation with options taken from the batch, the columns are those of ``self.fit(structures)``.
         """
         if errors not in ('raise', 'record'):
             raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
         if not isinstance(n_jobs, int) or isinstance(n_jobs, bool) or n_jobs == 0 or n_jobs < -1:
             raise ValueError(f'n_jobs must be a positive integer or -1, got {n_jobs!r}')
         items = list(structures)
+        rep = self.fit(items)
+        if rep is not self:
+            return rep.featurize_many(items, n_jobs=n_jobs, errors=errors)
         n_workers = (os.cpu_count() or 1) if n_jobs == -1 else n_jobs
+        if self.threaded:
+            n_workers = 1
         n_workers = min(n_workers, max(1, len(items) // _MIN_ITEMS_PER_WORKER))
         if n_workers <= 1:
             features, failures = self._featurize_chunk(items, 0, errors)
@@ -210,14 +244,14 @@ class Representation(abc.ABC):
         failures: list[Failure] = []
         prepared: list[Any] = []
         rows: list[int] = []
-        for i, item in enumerate(items):
-            try:
-                prepared.append(self._prepare(item))
-                rows.append(i)
-            except Exception as exception:
-                failures.append(Failure(offset + i, type(exception).__name__, str(exception)))
+        for i, item in enumerate(self._prepare_many(items)):
+            if isinstance(item, Exception):
+                failures.append(Failure(offset + i, type(item).__name__, str(item)))
                 if errors == 'raise':
                     return out, failures
+            else:
+                prepared.append(item)
+                rows.append(i)
         if prepared:
             try:
                 out[rows] = self._compute_checked(prepared)
