@@ -401,9 +401,7 @@ class PartialRadialDistributionFunction(RadialDistributionFunction):
             columns = block[centre[keep], other[keep]] * n_bins + bins[keep]
             counts = np.bincount(columns, minlength=out.shape[1]).astype(float)
             n_centre = np.bincount(kind, minlength=n_species).astype(float)
-            per_block = np.repeat(
-                n_centre[[a for a, _ in itertools.combinations_with_replacement(range(n_species), 2)]], n_bins
-            )
+            per_block = np.repeat(n_centre[first_of_pair], n_bins)
             with np.errstate(invalid='ignore', divide='ignore'):
                 values = counts / per_block / np.tile(shells, len(self._pairs()))
             out[row] = np.where(per_block > 0, values, 0.0)
