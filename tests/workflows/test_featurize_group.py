@@ -59,3 +59,38 @@ def test_bad_inputs_are_rejected_before_running(group, inputs, message):
     full = {key: types[key](value) for key, value in full.items()}
     with pytest.raises(ValueError, match=message):
         run_get_node(FeaturizeGroupWorkChain, **full)
+
+
+def test_species_from_the_batch_are_resolved_on_the_whole_group(group, examples):
+    inputs = {
+        'group': orm.Str('examples'),
+        'representation': orm.Str('matembed.partial_rdf'),
+        'parameters': orm.Dict({'cutoff': 4.0, 'bin_size': 0.5}),
+        'batch_size': orm.Int(6),
+    }
+    outputs, node = run_get_node(FeaturizeGroupWorkChain, **inputs)
+    assert node.is_finished_ok
+    batches = list(outputs['features'].values())
+    assert len(batches) >= 2
+    assert len({tuple(b.labels) for b in batches}) == 1
+    species = batches[0].params['species']
+    assert set(species) == {el.symbol for e in examples for el in e.structure.composition.elements}
+    failed = set().union(*(b.failed_uuids() for b in batches))
+    assert failed  # the partially occupied example cannot have a partial RDF
+    # running again finds every other structure current (same resolved options): only failures are retried
+    outputs, node = run_get_node(FeaturizeGroupWorkChain, **inputs)
+    assert node.is_finished_ok
+    (retry,) = outputs['features'].values()
+    assert set(retry.rows) == failed
+
+
+def test_workchain_stores_graphs_per_batch(group):
+    inputs = {
+        'group': orm.Str('examples'),
+        'representation': orm.Str('matembed.crystal_graph'),
+        'batch_size': orm.Int(10),
+        'store_graphs': orm.Bool(True),
+    }
+    outputs, node = run_get_node(FeaturizeGroupWorkChain, **inputs)
+    assert node.is_finished_ok
+    assert sorted(outputs['graphs']) == sorted(outputs['features'])

@@ -19,6 +19,7 @@ from aiida.manage.caching import enable_caching
 from ..core.representations import load_representation_class
 from ..data.convert import structure_data_to_pymatgen, to_structure_data
 from ..data.features import FeaturesData
+from ..data.graphs import CrystalGraphsData
 from .batch import link_inputs_in_bulk, refresh_in_bulk
 
 __all__ = ('FEATURIZE_IDENTIFIER', 'featurize', 'featurize_structures', 'row_key')
@@ -33,14 +34,22 @@ def row_key(index: int) -> str:
 
 
 @calcfunction
-def featurize(representation: orm.Str, parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str, orm.Data]:
+def featurize(
+    representation: orm.Str,
+    parameters: orm.Dict | None = None,
+    store_graphs: orm.Bool | None = None,
+    **kwargs: Any,
+) -> dict[str, orm.Data]:
     """Featurise the structures in the ``structures`` namespace with one representation.
 
     :param representation: entry-point name, e.g. ``matembed.magpie``.
-    :param parameters: options of the representation.
+    :param parameters: options of the representation. Options taken "from the batch" (e.g.
+        ``species=None``) are resolved on this batch; the resolved values are stored on the output.
+    :param store_graphs: for a graph representation (``matembed.crystal_graph``), also store the graphs
+        themselves as one ``graphs`` node (:class:`~aiida_matembed.data.CrystalGraphsData`).
     :param kwargs: the namespace ``structures``: ``StructureData`` by key; rows follow sorted keys.
-    :returns: ``features`` (one :class:`FeaturesData` for the batch) and, if any row failed,
-        ``failures`` (a ``List`` of dicts with index, uuid, pk, error_type, message).
+    :returns: ``features`` (one :class:`FeaturesData` for the batch), ``graphs`` if asked for, and, if any
+        row failed, ``failures`` (a ``List`` of dicts with index, uuid, pk, error_type, message).
     """
     structures = kwargs.pop('structures', None)
     if kwargs:
@@ -64,8 +73,15 @@ def featurize(representation: orm.Str, parameters: orm.Dict | None = None, **kwa
         except Exception as exception:
             failures.append(_failure(row, node, type(exception).__name__, str(exception)))
 
+    rep = rep.fit(converted)
+    want_graphs = store_graphs is not None and bool(store_graphs.value)
+    if want_graphs and not hasattr(rep, 'featurize_with_graphs'):
+        raise ValueError(f'store_graphs is only possible for a graph representation, not {rep.name}')
     matrix = np.full((len(nodes), rep.n_features), np.nan)
-    result = rep.featurize_many(converted, errors='record')
+    if want_graphs:
+        result, arrays, graph_rows = rep.featurize_with_graphs(converted, errors='record')  # type: ignore[attr-defined]
+    else:
+        result = rep.featurize_many(converted, errors='record')
     matrix[converted_rows] = result.features
     for failure in result.failures:
         row = converted_rows[failure.index]
@@ -83,6 +99,14 @@ def featurize(representation: orm.Str, parameters: orm.Dict | None = None, **kwa
             failures=failures,
         )
     }
+    if want_graphs:
+        outputs['graphs'] = CrystalGraphsData(
+            arrays,
+            representation=rep.name,
+            version=rep.version,
+            params=rep.get_params(),
+            rows=[nodes[converted_rows[g]].uuid for g in graph_rows],
+        )
     if failures:
         outputs['failures'] = orm.List(failures)
     return outputs
@@ -112,15 +136,20 @@ def featurize_structures(
     *,
     use_cache: bool = True,
     label: str | None = None,
+    store_graphs: bool = False,
 ) -> tuple[FeaturesData, orm.CalcFunctionNode]:
     """Run :func:`featurize` on structures given as ``StructureData``, pymatgen or ASE objects.
 
-    Unstored structures are stored first. Parameters are validated before anything is stored.
+    Unstored structures are stored first. Parameters are validated before anything is stored. With
+    ``store_graphs=True`` (graph representations) the process also outputs ``graphs``
+    (``process.outputs.graphs``).
 
     :returns: the output :class:`FeaturesData` and the process node.
     :raises ValueError: for an unknown representation or invalid parameters.
     """
     rep = load_representation_class(representation).from_params(parameters or {})
+    if store_graphs and rep.output_kind != 'graph':
+        raise ValueError(f'store_graphs is only possible for a graph representation, not {representation}')
     if isinstance(structures, Mapping):
         nodes = {str(key): to_structure_data(value) for key, value in structures.items()}
     else:
@@ -136,6 +165,8 @@ def featurize_structures(
         'representation': orm.Str(representation).store(),
         'parameters': orm.Dict(rep.get_params()).store(),
     }
+    if store_graphs:
+        inputs['store_graphs'] = orm.Bool(True).store()
     if label:
         inputs['metadata'] = {'label': label}
     if use_cache:

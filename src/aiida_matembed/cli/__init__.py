@@ -64,6 +64,7 @@ def cmd_representations() -> None:
 @click.option('-b', '--batch-size', type=click.IntRange(min=1), default=1000, show_default=True)
 @click.option('--force', is_flag=True, help='Also featurise structures that already have current results.')
 @click.option('--submit', is_flag=True, help='Submit the FeaturizeGroupWorkChain to the daemon instead of running.')
+@click.option('--store-graphs', is_flag=True, help='Graph representations: also store the graphs of each batch.')
 @decorators.with_dbenv()
 def cmd_featurize(
     structures: tuple[Any, ...],
@@ -73,6 +74,7 @@ def cmd_featurize(
     batch_size: int,
     force: bool,
     submit: bool,
+    store_graphs: bool,
 ) -> None:
     """Featurise STRUCTURES (pks / UUIDs) or a Group and store one FeaturesData per batch."""
     from aiida import orm
@@ -80,7 +82,7 @@ def cmd_featurize(
 
     from ..calculations.featurize import featurize_structures
     from ..core.representations import load_representation_class
-    from ..workflows.featurize_group import FeaturizeGroupWorkChain, pending_structure_pks
+    from ..workflows.featurize_group import FeaturizeGroupWorkChain, pending_structure_pks, resolve_params
 
     parameters = _parse_params(params)
     try:
@@ -96,11 +98,13 @@ def cmd_featurize(
             'parameters': orm.Dict(parameters),
             'batch_size': orm.Int(batch_size),
             'skip_existing': orm.Bool(not force),
+            'store_graphs': orm.Bool(store_graphs),
         }
         node = submit_process(FeaturizeGroupWorkChain, **inputs)
         echo.echo_success(f'submitted FeaturizeGroupWorkChain<{node.pk}>')
         return
     if group is not None:
+        parameters = resolve_params(representation, parameters, group=group)
         pks = pending_structure_pks(group, representation, parameters, skip_existing=not force)
         echo.echo_report(f'{len(pks)} structure(s) of group {group.label!r} need {representation}')
     else:
@@ -108,6 +112,7 @@ def cmd_featurize(
         if bad:
             echo.echo_critical(f'not StructureData: {bad}')
         pks = [n.pk for n in structures]
+        parameters = resolve_params(representation, parameters, pks=pks)
     results = []
     with click.progressbar(length=len(pks), label='featurising', show_pos=True) as bar:
         for start in range(0, len(pks), batch_size):
@@ -115,7 +120,7 @@ def cmd_featurize(
             nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True)
             position = {pk: i for i, pk in enumerate(chunk)}
             nodes.sort(key=lambda n: position[n.pk])
-            features, process = featurize_structures(nodes, representation, parameters)
+            features, process = featurize_structures(nodes, representation, parameters, store_graphs=store_graphs)
             results.append((features, process))
             bar.update(len(chunk))
     for features, process in results:
@@ -125,6 +130,9 @@ def cmd_featurize(
             f'{features.base.attributes.get("n_features")}, {n_failed} failed) '
             f'from {process.process_label}<{process.pk}>'
         )
+        if 'graphs' in process.outputs:
+            graphs = process.outputs.graphs
+            echo.echo_success(f'CrystalGraphsData<{graphs.pk}> ({graphs.base.attributes.get("n_graphs")} graphs)')
         for failure in features.failures[:10]:
             echo.echo_warning(f'  StructureData<{failure["pk"]}>: {failure["message"]}')
 

@@ -11,7 +11,7 @@ from ..calculations.featurize import featurize_structures
 from ..core.representations import load_representation_class
 from ..query import featurized_structure_pks
 
-__all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks')
+__all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks', 'resolve_params')
 
 
 def _load_group(identifier: str) -> orm.Group:
@@ -46,6 +46,9 @@ def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
         cls.from_params(params)
     except (ValueError, TypeError) as exception:
         return f'invalid parameters: {exception}'
+    store_graphs = inputs.get('store_graphs')
+    if store_graphs is not None and store_graphs.value and cls.output_kind != 'graph':
+        return f'store_graphs is only possible for a graph representation, not {cls.name}'
     batch_size = inputs.get('batch_size')
     if batch_size is not None and batch_size.value < 1:
         return f'batch_size must be >= 1, got {batch_size.value}'
@@ -69,12 +72,43 @@ def pending_structure_pks(
     return [pk for pk in pks if pk not in done]
 
 
+def resolve_params(
+    representation: str,
+    params: dict[str, Any] | None = None,
+    *,
+    group: orm.Group | None = None,
+    pks: list[int] | None = None,
+) -> dict[str, Any]:
+    """Options of ``representation`` with those taken "from the batch" resolved on all given structures.
+
+    E.g. ``species=None`` of ``matembed.soap`` becomes the elements of every structure of the Group (or of
+    the pks), so that all batches share the same columns. Only the kinds of each ``StructureData`` are
+    read; no structure is loaded.
+    """
+    from pymatgen.core import Composition
+
+    rep = load_representation_class(representation).from_params(params or {})
+    query = orm.QueryBuilder()
+    if group is not None:
+        query.append(orm.Group, filters={'id': group.pk}, tag='group')
+        query.append(orm.StructureData, with_group='group', project='attributes.kinds')
+    else:
+        query.append(orm.StructureData, filters={'id': {'in': list(pks or [])}}, project='attributes.kinds')
+    symbols = {symbol for kinds in query.all(flat=True) for kind in kinds or [] for symbol in kind['symbols']}
+    try:
+        composition = Composition({symbol: 1 for symbol in symbols})
+    except Exception:  # an odd symbol: each batch resolves its own and reports the bad structure
+        return rep.get_params()
+    return rep.fit([composition]).get_params() if symbols else rep.get_params()
+
+
 class FeaturizeGroupWorkChain(WorkChain):
     """Featurise the ``StructureData`` of a Group with one representation, ``batch_size`` per process.
 
     Structures that already have a current result (same representation, version and options, row not
     failed) are skipped, so re-running after adding structures only featurises the new ones. A batch
-    whose process raises is split in two and retried, down to single structures.
+    whose process raises is split in two and retried, down to single structures. Options taken "from the
+    batch" (``species=None``) are resolved once on the whole Group, so all batches share their columns.
     """
 
     @classmethod
@@ -86,17 +120,26 @@ class FeaturizeGroupWorkChain(WorkChain):
         spec.input('parameters', valid_type=orm.Dict, required=False, help='Options of the representation.')
         spec.input('batch_size', valid_type=orm.Int, default=lambda: orm.Int(1000))
         spec.input('skip_existing', valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.input(
+            'store_graphs',
+            valid_type=orm.Bool,
+            default=lambda: orm.Bool(False),
+            help="For a graph representation, also store each batch's graphs (a `graphs` output per batch).",
+        )
         spec.inputs.validator = _validate_inputs
         spec.outline(cls.setup, while_(cls.has_batch)(cls.run_batch), cls.finalize)  # type: ignore[arg-type]
         spec.output_namespace('features', valid_type=orm.Data, dynamic=True, help='One FeaturesData per batch.')
+        spec.output_namespace('graphs', valid_type=orm.Data, dynamic=True, help='One CrystalGraphsData per batch.')
         spec.exit_code(300, 'ERROR_BATCH_FAILED', message='featurising structure {pk} failed even on its own: {error}')
 
     def _params(self) -> dict[str, Any]:
-        return self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
+        return dict(self.ctx.params)
 
     def setup(self) -> None:
-        """Find the structures without current results and split them into batches."""
+        """Resolve batch-dependent options, find the structures without current results, make batches."""
         group = _load_group(self.inputs.group.value)
+        given = self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
+        self.ctx.params = resolve_params(self.inputs.representation.value, given, group=group)
         pending = pending_structure_pks(
             group,
             self.inputs.representation.value,
@@ -120,7 +163,9 @@ class FeaturizeGroupWorkChain(WorkChain):
         nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch}}).all(flat=True)
         nodes.sort(key=lambda node: node.pk)
         try:
-            features, _ = featurize_structures(nodes, self.inputs.representation.value, self._params())
+            features, process = featurize_structures(
+                nodes, self.inputs.representation.value, self._params(), store_graphs=self.inputs.store_graphs.value
+            )
         except Exception as exception:
             if len(batch) == 1:
                 return self.exit_codes.ERROR_BATCH_FAILED.format(pk=batch[0], error=exception)
@@ -129,6 +174,8 @@ class FeaturizeGroupWorkChain(WorkChain):
             self.ctx.batches[:0] = [batch[:half], batch[half:]]
             return None
         self.out(f'features.batch_{self.ctx.n_batches:04d}', features)
+        if 'graphs' in process.outputs:
+            self.out(f'graphs.batch_{self.ctx.n_batches:04d}', process.outputs.graphs)
         self.ctx.n_batches += 1
         return None
 

@@ -22,7 +22,7 @@ from ..elements import SYMBOLS
 from ..graphs import GraphArrays, LocalGraph, gaussian_expansion, nearest_neighbor_edges, to_data_list
 from ..neighbors import check_cutoff
 from ..structures import Cell, InvalidStructureError
-from .base import ErrorMode, Failure, FeaturizationError
+from .base import ErrorMode, Failure, FeatureResult, FeaturizationError
 from .composition import element_embedding_tables, load_element_table
 from .structural import StructuralRepresentation, _check_int, _check_positive
 
@@ -137,13 +137,34 @@ class CrystalGraph(StructuralRepresentation):
         :return: the arrays of the good structures, the input index of each stored graph, and the failures
             (with ``errors='record'``; ``'raise'`` raises :class:`FeaturizationError` at the first bad input).
         """
+        graphs, rows, failures = self._local_graphs(structures, errors)
+        return GraphArrays.from_graphs(graphs), rows, failures
+
+    def featurize_with_graphs(
+        self, structures: Iterable[Any], *, errors: ErrorMode = 'raise'
+    ) -> tuple[FeatureResult, GraphArrays, list[int]]:
+        """Pooled features and graph arrays of a batch from one neighbour search per structure.
+
+        :return: the :class:`FeatureResult` (rows aligned with the inputs, NaN for failures), the graph
+            arrays of the good structures and the input index of each graph.
+        """
+        items = list(structures)
+        graphs, rows, failures = self._local_graphs(items, errors)
+        features = np.full((len(items), self.n_features), np.nan)
+        if graphs:
+            features[rows] = self._compute_checked(graphs)
+        result = FeatureResult(features=features, labels=self.feature_labels(), failures=failures)
+        return result, GraphArrays.from_graphs(graphs), rows
+
+    def _local_graphs(
+        self, structures: Iterable[Any], errors: ErrorMode
+    ) -> tuple[list[LocalGraph], list[int], list[Failure]]:
         if errors not in ('raise', 'record'):
             raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
-        prepared = self._prepare_many(list(structures))
         failures: list[Failure] = []
         graphs: list[LocalGraph] = []
         rows: list[int] = []
-        for i, item in enumerate(prepared):
+        for i, item in enumerate(self._prepare_many(list(structures))):
             if isinstance(item, Exception):
                 failures.append(Failure(i, type(item).__name__, str(item)))
                 if errors == 'raise':
@@ -151,7 +172,7 @@ class CrystalGraph(StructuralRepresentation):
             else:
                 graphs.append(item)
                 rows.append(i)
-        return GraphArrays.from_graphs(graphs), rows, failures
+        return graphs, rows, failures
 
     def to_data_list(self, arrays: GraphArrays) -> list[Data]:
         """torch-geometric ``Data`` objects of stored graph arrays, with this representation's features."""

@@ -93,12 +93,14 @@ def canonical_species(symbols: Sequence[str]) -> list[str]:
 
 
 def species_in(structures: Sequence[Any]) -> list[str]:
-    """Element symbols present in the structures that can be read (bad ones are skipped)."""
+    """Element symbols present in structures (or ``Composition`` objects); unreadable items are skipped."""
+    from pymatgen.core import Composition
+
     found: set[int] = set()
     for item in structures:
         try:
-            structure = to_pymatgen(item)
-            found.update(int(getattr(sp, 'Z', 0) or 0) for sp in structure.composition)
+            composition = item if isinstance(item, Composition) else to_pymatgen(item).composition
+            found.update(int(getattr(sp, 'Z', 0) or 0) for sp in composition)
         except Exception:
             continue
     return [SYMBOLS[z - 1] for z in sorted(found) if 1 <= z <= len(SYMBOLS)]
