@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from .neighbors import neighbor_list
-from .structures import Cell
+from .structures import Cell, check_no_overlap
 
 if TYPE_CHECKING:
     from torch_geometric.data import Data
@@ -46,15 +46,27 @@ class LocalGraph(NamedTuple):
 def nearest_neighbor_edges(cell: Cell, cutoff: float, max_neighbors: int) -> LocalGraph:
     """Edges from every site to its ``max_neighbors`` nearest neighbours within ``cutoff`` (Å).
 
-    One vectorised pass: a periodic neighbour list, one ``lexsort`` by (centre, distance, neighbour,
-    image), and a rank-within-centre mask. Distances are compared after rounding to 1e-8 Å so that
-    symmetry-equivalent neighbours tie exactly and the tie-break is stable under round-off.
+    The neighbour search first uses the radius that holds about twice ``max_neighbors`` neighbours at
+    the cell's mean density (plus 1 Å); only if some site has fewer than ``max_neighbors`` neighbours in
+    it is the search repeated with the full cutoff, so the result is always that of the full cutoff.
+    Neighbours are ranked by distance (rounded to 1e-6 Å, so symmetry-equivalent neighbours tie
+    exactly), then by neighbour index and image: deterministic under rotation and round-off.
+
+    :raises InvalidStructureError: for overlapping atoms (closer than 0.5 Å, images included).
     """
-    pairs = neighbor_list(cell.cart, cell.lattice, cutoff)
-    rounded = np.round(pairs.distances, 8)
-    order = np.lexsort(
-        (pairs.images[:, 2], pairs.images[:, 1], pairs.images[:, 0], pairs.neighbors, rounded, pairs.centers)
-    )
+    n = len(cell.z)
+    density = n / cell.volume
+    radius = min(cutoff, (3.0 * 2 * max_neighbors / (4.0 * np.pi * density)) ** (1.0 / 3.0) + 1.0)
+    pairs = neighbor_list(cell.cart, cell.lattice, radius)
+    check_no_overlap(pairs.centers, pairs.neighbors, pairs.distances)
+    if radius < cutoff and np.bincount(pairs.centers, minlength=n).min() < max_neighbors:
+        pairs = neighbor_list(cell.cart, cell.lattice, cutoff)
+    # secondary key (neighbour, image), then a stable sort on the primary key (centre, distance)
+    images = pairs.images + 512
+    secondary = (pairs.neighbors << 30) | (images[:, 0] << 20) | (images[:, 1] << 10) | images[:, 2]
+    order = np.argsort(secondary, kind='stable')
+    primary = (pairs.centers[order] << 36) | np.rint(pairs.distances[order] * 1e6).astype(np.int64)
+    order = order[np.argsort(primary, kind='stable')]
     centers = pairs.centers[order]
     starts = np.searchsorted(centers, centers, side='left')
     keep = order[(np.arange(len(order)) - starts) < max_neighbors]
@@ -135,29 +147,49 @@ def to_data_list(
     Each ``Data`` has ``x`` (atom features from ``atom_table[Z]``), ``z``, ``pos`` (Å), ``cell``
     ``(1, 3, 3)`` (Å), ``edge_index``, ``edge_vec`` (Å), ``edge_weight`` (distances, Å), ``edge_attr``
     (Gaussian expansion), ``edge_image`` and ``num_nodes``; ``torch_geometric.data.Batch`` batches them.
+    The tensors of one call are views of shared batch tensors (clone a graph before changing it in place).
     """
     import torch
     from torch_geometric.data import Data
 
+    n_graphs = arrays.n_graphs
+    if n_graphs == 0:
+        return []
+    # every derived quantity is computed once for the whole batch, then sliced per graph (views)
+    node_counts = np.diff(arrays.node_ptr)
+    edge_counts = np.diff(arrays.edge_ptr)
+    edge_graph = np.repeat(np.arange(n_graphs), edge_counts)
+    offsets = arrays.node_ptr[:-1][edge_graph]
+    source = arrays.edge_index[0] + offsets
+    target = arrays.edge_index[1] + offsets
+    shifts = np.einsum('ek,ekl->el', arrays.edge_images.astype(float), arrays.lattices[edge_graph])
+    vectors = arrays.positions[source] + shifts - arrays.positions[target]
+    distances = np.sqrt((vectors * vectors).sum(axis=1))
+    x = torch.from_numpy(atom_table[arrays.atomic_numbers].astype(np.float32))
+    z = torch.from_numpy(arrays.atomic_numbers.astype(np.int64))
+    pos = torch.from_numpy(arrays.positions.astype(np.float32))
+    cell = torch.from_numpy(arrays.lattices.astype(np.float32))
+    edge_index = torch.from_numpy(np.ascontiguousarray(arrays.edge_index, dtype=np.int64))
+    edge_vec = torch.from_numpy(vectors.astype(np.float32))
+    edge_weight = torch.from_numpy(distances.astype(np.float32))
+    edge_attr = torch.from_numpy(gaussian_expansion(distances, gaussian_centers, gaussian_width).astype(np.float32))
+    edge_image = torch.from_numpy(np.ascontiguousarray(arrays.edge_images, dtype=np.int64))
     out: list[Data] = []
-    for g in range(arrays.n_graphs):
-        z, positions, lattice, edge_index, images = arrays.graph(g)
-        vectors = positions[edge_index[0]] + images @ lattice - positions[edge_index[1]]
-        distances = np.sqrt((vectors * vectors).sum(axis=1))
+    for g in range(n_graphs):
+        n0, n1 = int(arrays.node_ptr[g]), int(arrays.node_ptr[g + 1])
+        e0, e1 = int(arrays.edge_ptr[g]), int(arrays.edge_ptr[g + 1])
         out.append(
             Data(
-                x=torch.from_numpy(atom_table[z].astype(np.float32)),
-                z=torch.from_numpy(z),
-                pos=torch.from_numpy(positions.astype(np.float32)),
-                cell=torch.from_numpy(lattice.astype(np.float32)[None]),
-                edge_index=torch.from_numpy(np.ascontiguousarray(edge_index)),
-                edge_vec=torch.from_numpy(vectors.astype(np.float32)),
-                edge_weight=torch.from_numpy(distances.astype(np.float32)),
-                edge_attr=torch.from_numpy(
-                    gaussian_expansion(distances, gaussian_centers, gaussian_width).astype(np.float32)
-                ),
-                edge_image=torch.from_numpy(np.ascontiguousarray(images)),
-                num_nodes=len(z),
+                x=x[n0:n1],
+                z=z[n0:n1],
+                pos=pos[n0:n1],
+                cell=cell[g : g + 1],
+                edge_index=edge_index[:, e0:e1],
+                edge_vec=edge_vec[e0:e1],
+                edge_weight=edge_weight[e0:e1],
+                edge_attr=edge_attr[e0:e1],
+                edge_image=edge_image[e0:e1],
+                num_nodes=int(node_counts[g]),
             )
         )
     return out

@@ -196,14 +196,17 @@ _SMALL_CELL_SITES = 24
 """Cells up to this many sites get the vectorised overlap check; larger ones the neighbour search."""
 
 
-def prepare_cells(items: Sequence[Any], *, min_distance: float = MIN_INTERATOMIC_DISTANCE) -> list[Cell | Exception]:
+def prepare_cells(
+    items: Sequence[Any], *, min_distance: float = MIN_INTERATOMIC_DISTANCE, check_overlap: bool = True
+) -> list[Cell | Exception]:
     """Convert and validate a batch of ordered crystals; return a :class:`Cell` or the exception per item.
 
     Runs the checks of :func:`validate_structure` (with ``allow_partial_occupancy=False``) with the same
     messages, vectorised over the batch: each structure's arrays are read once, the lattice and
     coordinate checks are numpy reductions over the whole batch, and the overlap check of all small
     cells of equal size is one computation over the 27 nearest images (exact whenever every
-    interplanar spacing exceeds ``2 * min_distance``; other cells use the neighbour search).
+    interplanar spacing exceeds ``2 * min_distance``; other cells use the neighbour search). Callers that
+    build a neighbour list anyway pass ``check_overlap=False`` and use :func:`check_no_overlap` on it.
     """
     out: list[Cell | Exception] = []
     for item in items:
@@ -235,6 +238,8 @@ def prepare_cells(items: Sequence[Any], *, min_distance: float = MIN_INTERATOMIC
             out[k] = exception
             continue
         out[k] = cell = cell._replace(volume=float(volume))
+        if not check_overlap:
+            continue
         n = len(cell.z)
         small = n <= _SMALL_CELL_SITES and d > 2 * min_distance
         by_size.setdefault(n if small else -1 - k, []).append(k)
@@ -290,6 +295,19 @@ def _closest_pairs_small(cells: Sequence[Cell], cutoff: float) -> list[tuple[int
     best = flat.argmin(axis=1)
     shortest = np.sqrt(np.maximum(flat[np.arange(len(cells)), best], 0.0))
     return [(int(k // n), int(k % n), float(d)) if d < cutoff else None for k, d in zip(best, shortest, strict=True)]
+
+
+def check_no_overlap(
+    centers: np.ndarray, neighbors: np.ndarray, distances: np.ndarray, min_distance: float = MIN_INTERATOMIC_DISTANCE
+) -> None:
+    """Raise the overlap error of :func:`validate_structure` if a neighbour-list pair is closer than ``min_distance``.
+
+    The neighbour list must reach at least ``min_distance`` and include periodic images.
+    """
+    if len(distances) and distances.min() < min_distance:
+        k = int(np.argmin(distances))
+        i, j = sorted((int(centers[k]), int(neighbors[k])))
+        raise _overlap_error((i, j, float(distances[k])), min_distance)
 
 
 def _overlap_error(pair: tuple[int, int, float], min_distance: float) -> InvalidStructureError:

@@ -60,6 +60,7 @@ class CrystalGraph(StructuralRepresentation):
     name = 'matembed.crystal_graph'
     version = 1
     output_kind = 'graph'
+    checks_overlap_itself = True
     description = 'CGCNN crystal graph (8 Å, 12 neighbours); vector view: pooled node and edge features'
 
     def __init__(
@@ -72,6 +73,8 @@ class CrystalGraph(StructuralRepresentation):
         atom_features: str = 'cgnf',
     ) -> None:
         self.cutoff = check_cutoff(cutoff)
+        if self.cutoff < 1.0:
+            raise ValueError(f'cutoff must be at least 1 Å for a crystal graph, got {cutoff!r}')
         self.max_neighbors = _check_int(max_neighbors, 'max_neighbors', 1, 1000)
         self.gaussian_step = _check_positive(gaussian_step, 'gaussian_step', self.cutoff)
         self.gaussian_width = _check_positive(gaussian_width, 'gaussian_width', self.cutoff)

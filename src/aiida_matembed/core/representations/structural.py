@@ -115,6 +115,8 @@ class StructuralRepresentation(Representation):
 
     input_kind = 'structure'
     supports_partial_occupancy = False
+    checks_overlap_itself: ClassVar[bool] = False
+    """True when :meth:`_check_cell` finds overlapping atoms from a neighbour list it builds anyway."""
 
     def _prepare(self, item: Any) -> Any:
         result = self._prepare_many([item])[0]
@@ -123,7 +125,7 @@ class StructuralRepresentation(Representation):
         return result
 
     def _prepare_many(self, items: Sequence[Any]) -> list[Any]:
-        out: list[Any] = prepare_cells(items)
+        out: list[Any] = prepare_cells(items, check_overlap=not self.checks_overlap_itself)
         for k, cell in enumerate(out):
             if isinstance(cell, Cell):
                 try:
@@ -547,7 +549,13 @@ class Soap(StructuralRepresentation):
             c = 0 if self.average == 'structure' else centre_index[centre]
             k = pair_index[(a, b)]
             systems = np.asarray(block.samples.column('system'), dtype=np.int64)
-            np.add.at(sums[:, c, k * n_props : (k + 1) * n_props], systems, np.asarray(block.values))
+            if not len(systems):
+                continue
+            # samples are sorted by system: sum each run of rows at once
+            starts = np.flatnonzero(np.r_[True, systems[1:] != systems[:-1]])
+            sums[systems[starts], c, k * n_props : (k + 1) * n_props] += np.add.reduceat(
+                np.asarray(block.values), starts, axis=0
+            )
         for row, atoms in enumerate(prepared):
             numbers = atoms.numbers
             if self.average == 'structure':
