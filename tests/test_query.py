@@ -33,3 +33,11 @@ def test_params_select_the_matching_result(aiida_profile_clean, examples):
     assert found.pk == megnet.pk
     newest, _ = get_features_node(node, 'matembed.element_embedding')
     assert newest.pk == megnet.pk
+
+
+def test_params_left_to_the_batch_match_the_resolved_ones(aiida_profile_clean, examples):
+    node = orm.StructureData(pymatgen=examples[0].structure).store()
+    featurize_structures([node], 'matembed.partial_rdf', {'cutoff': 4.0, 'bin_size': 0.5})
+    assert get_features(node, 'matembed.partial_rdf', params={'cutoff': 4.0, 'bin_size': 0.5}).shape[0] > 0
+    with pytest.raises(NotExistent):
+        get_features(node, 'matembed.partial_rdf', params={'cutoff': 5.0, 'bin_size': 0.5})

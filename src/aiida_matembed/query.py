@@ -32,7 +32,11 @@ def _filters(representation: str, version: int | None, params: dict[str, Any] | 
         filters['attributes.representation_version'] = version
     if params is not None:
         full = load_representation_class(representation).from_params(params).get_params()
-        filters['attributes.params_hash'] = params_hash(full)
+        if any(value is None for value in full.values()):
+            # options left to the batch (e.g. species=None) were stored resolved: match the others one by one
+            filters.update({f'attributes.params.{key}': value for key, value in full.items() if value is not None})
+        else:
+            filters['attributes.params_hash'] = params_hash(full)
     return filters
 
 
@@ -61,7 +65,8 @@ def get_features_node(
 
     :param structure: a ``StructureData``, or its pk or UUID.
     :param version: only results of this representation version (default: any).
-    :param params: only results computed with these options (defaults filled in; default: any).
+    :param params: only results computed with these options (defaults filled in; default: any). Options
+        taken from the batch and left unset here (``species=None``) match any resolved value.
     :raises NotExistent: if the structure was never featurised (successfully) that way.
     """
     node = structure if isinstance(structure, orm.StructureData) else orm.load_node(structure)

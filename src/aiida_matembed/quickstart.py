@@ -16,7 +16,12 @@ REPRESENTATIONS: list[tuple[str, dict[str, Any]]] = [
     ('matembed.element_fraction', {}),
     ('matembed.element_embedding', {'table': 'mat2vec', 'stats': ['mean', 'variance', 'minpool', 'maxpool']}),
     ('matembed.element_embedding', {'table': 'megnet16', 'stats': ['mean', 'range']}),
+    ('matembed.soap', {'cutoff': 5.0, 'n_max': 4, 'l_max': 3}),
+    ('matembed.rdf', {'cutoff': 8.0, 'bin_size': 0.1}),
+    ('matembed.sine_matrix', {'max_sites': 32}),
+    ('matembed.crystal_graph', {}),
 ]
+STORE_GRAPHS = {'matembed.crystal_graph'}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -27,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import numpy as np
     from aiida import load_profile, orm
+    from aiida.common.exceptions import NotExistent
     from aiida.engine import run_get_node
 
     load_profile(args.profile, allow_switch=True)
@@ -54,6 +60,7 @@ def main(argv: list[str] | None = None) -> int:
             'group': orm.Str(group.uuid),
             'representation': orm.Str(name),
             'parameters': orm.Dict(params),
+            'store_graphs': orm.Bool(name in STORE_GRAPHS),
         }
         outputs, process = run_get_node(FeaturizeGroupWorkChain, **inputs)
         if not process.is_finished_ok:
@@ -71,15 +78,42 @@ def main(argv: list[str] | None = None) -> int:
 
     structures = {n.label: n for n in group.nodes if isinstance(n, orm.StructureData)}
     query = 'LiCoO2 (alpha-NaFeO2 type)'
-    target = get_features(structures[query], 'matembed.magpie')
-    names = sorted(structures)
-    matrix = np.array([get_features(structures[n], 'matembed.magpie') for n in names])
-    scaled = (matrix - matrix.mean(0)) / (matrix.std(0) + 1e-12)
-    t = (target - matrix.mean(0)) / (matrix.std(0) + 1e-12)
-    cosine = scaled @ t / (np.linalg.norm(scaled, axis=1) * np.linalg.norm(t))
-    print(f'\nMost similar to {query} by cosine similarity of standardised Magpie features (queried from the graph):')
-    for i in np.argsort(-cosine)[1:4]:
-        print(f'  {names[i]:<28} {cosine[i]:.3f}')
+    for name, params, what, standardise in [
+        ('matembed.magpie', {}, 'standardised Magpie features (composition)', True),
+        ('matembed.soap', REPRESENTATIONS[4][1], 'averaged SOAP, i.e. the normalised SOAP kernel (structure)', False),
+    ]:
+        names, rows = [], []
+        for label in sorted(structures):
+            try:
+                rows.append(get_features(structures[label], name, params=params))
+                names.append(label)
+            except NotExistent:  # e.g. SOAP needs ordered structures: the disordered example has no row
+                continue
+        matrix = np.array(rows)
+        scaled = (matrix - matrix.mean(0)) / (matrix.std(0) + 1e-12) if standardise else matrix
+        t = scaled[names.index(query)]
+        cosine = scaled @ t / (np.linalg.norm(scaled, axis=1) * np.linalg.norm(t) + 1e-300)
+        print(f'\nMost similar to {query} by cosine similarity of {what}, queried from the graph:')
+        for i in [i for i in np.argsort(-cosine) if names[i] != query][:3]:
+            print(f'  {names[i]:<28} {cosine[i]:.3f}')
+
+    from torch_geometric.data import Batch
+
+    from aiida_matembed.data import CrystalGraphsData
+
+    stored_graphs = (
+        orm.QueryBuilder()
+        .append(CrystalGraphsData, filters={'attributes.representation': 'matembed.crystal_graph'})
+        .all(flat=True)
+    )
+    graphs = max(stored_graphs, key=lambda node: node.base.attributes.get('n_graphs'), default=None)
+    if graphs is not None:
+        batch = Batch.from_data_list(graphs.to_pyg())
+        print(
+            f'\nCrystal graphs reloaded from CrystalGraphsData<{graphs.pk}> as one torch-geometric Batch: '
+            f'{batch.num_graphs} graphs, {batch.num_nodes} nodes, {batch.edge_index.shape[1]} edges, '
+            f'node features {tuple(batch.x.shape)}, edge features {tuple(batch.edge_attr.shape)}'
+        )
 
     print(
         '\nHow to query what was stored:\n'

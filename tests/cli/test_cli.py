@@ -21,6 +21,26 @@ def test_representations_lists_builtins_with_feature_counts(aiida_profile, runne
     assert result.exit_code == 0, result.output
     assert 'matembed.magpie' in result.output and '132' in result.output
     assert 'matembed.element_fraction' in result.output and '103' in result.output
+    soap = next(line for line in result.output.splitlines() if line.startswith('matembed.soap'))
+    assert 'species' in soap  # its number of columns depends on the species of the batch
+
+
+def test_structural_representations_and_stored_graphs_from_the_cli(aiida_profile_clean, examples, runner):
+    nodes = [orm.StructureData(pymatgen=e.structure).store() for e in examples[:5]]
+    pks = [str(n.pk) for n in nodes]
+    result = invoke(runner, ['featurize', *pks, '-r', 'matembed.soap', '-p', 'n_max=2', '-p', 'l_max=1', '-b', '2'])
+    assert result.exit_code == 0, result.output
+    from aiida_matembed.data import CrystalGraphsData, FeaturesData
+
+    batches = orm.QueryBuilder().append(FeaturesData).all(flat=True)
+    assert len(batches) == 3 and len({tuple(b.labels) for b in batches}) == 1  # species resolved on all pks
+    result = invoke(runner, ['featurize', *pks, '-r', 'matembed.crystal_graph', '--store-graphs'])
+    assert result.exit_code == 0, result.output
+    graphs = orm.QueryBuilder().append(CrystalGraphsData).one()[0]
+    assert f'CrystalGraphsData<{graphs.pk}> (5 graphs)' in result.output
+    assert len(graphs.to_pyg()) == 5
+    refused = runner.invoke(cmd_matembed, ['featurize', *pks, '-r', 'matembed.rdf', '--store-graphs'])
+    assert refused.exit_code != 0 and 'only possible for a graph representation' in refused.output
 
 
 def test_featurize_show_export(aiida_profile_clean, examples, runner, tmp_path):

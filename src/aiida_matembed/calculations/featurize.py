@@ -48,7 +48,8 @@ def featurize(
     :param store_graphs: for a graph representation (``matembed.crystal_graph``), also store the graphs
         themselves as one ``graphs`` node (:class:`~aiida_matembed.data.CrystalGraphsData`).
     :param kwargs: the namespace ``structures``: ``StructureData`` by key; rows follow sorted keys.
-    :returns: ``features`` (one :class:`FeaturesData` for the batch), ``graphs`` if asked for, and, if any
+    :returns: ``features`` (one :class:`FeaturesData` for the batch), ``graphs`` if asked for (and any
+        structure gave one), and, if any
         row failed, ``failures`` (a ``List`` of dicts with index, uuid, pk, error_type, message).
     """
     structures = kwargs.pop('structures', None)
@@ -99,7 +100,7 @@ def featurize(
             failures=failures,
         )
     }
-    if want_graphs:
+    if want_graphs and arrays.n_graphs:
         outputs['graphs'] = CrystalGraphsData(
             arrays,
             representation=rep.name,

@@ -45,8 +45,12 @@ def cmd_representations() -> None:
     for name in list_representations():
         try:
             cls = load_representation_class(name)
-            n_features: Any = cls().n_features
             description = cls.description
+            try:
+                n_features: Any = cls().n_features
+            except ValueError:  # columns depend on options taken from the batch (species)
+                n_features = 'species'
+
         except Exception as exception:
             n_features, description = '?', f'(cannot load: {exception})'
         rows.append((name, str(n_features), description))
@@ -86,9 +90,11 @@ def cmd_featurize(
 
     parameters = _parse_params(params)
     try:
-        load_representation_class(representation).from_params(parameters)
+        rep = load_representation_class(representation).from_params(parameters)
     except (ValueError, TypeError) as exception:
         echo.echo_critical(str(exception))
+    if store_graphs and rep.output_kind != 'graph':
+        echo.echo_critical(f'--store-graphs is only possible for a graph representation, not {representation}')
     if bool(structures) == (group is not None):
         echo.echo_critical('give either structure pks or --group, not both / neither')
     if group is not None and submit:
