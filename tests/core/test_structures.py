@@ -63,3 +63,31 @@ def test_formula_errors_are_clear(formula):
 
     with pytest.raises(FeaturizationError, match='structure 0: (cannot parse formula|unknown species|empty)'):
         get_representation('matembed.magpie').featurize_many([formula])
+
+
+def test_batched_overlap_check_agrees_with_the_neighbour_search(prototypes):
+    """prepare_cells (27 images, padded buckets) finds exactly the overlaps pymatgen's search finds."""
+    from pymatgen.core import Structure
+
+    from aiida_matembed.core.structures import Cell, closest_pair, prepare_cells
+
+    rng = np.random.default_rng(3)
+    batch = []
+    for p in prototypes[:120]:
+        s = p.structure
+        if not s.is_ordered or len(s) > 20:
+            continue
+        frac = s.frac_coords.copy()
+        if rng.random() < 0.5 and len(s) > 1:  # move one site next to another (or its image)
+            i, j = rng.choice(len(s), size=2, replace=False)
+            frac[i] = frac[j] + rng.normal(scale=0.03, size=3) + rng.integers(-1, 2, size=3)
+        batch.append(Structure(s.lattice, s.species, frac))
+    results = prepare_cells(batch)
+    for structure, result in zip(batch, results, strict=True):
+        expected = closest_pair(structure.cart_coords, structure.lattice.matrix, 0.5)
+        if expected is None:
+            assert isinstance(result, Cell)
+        else:
+            assert isinstance(result, InvalidStructureError) and 'overlapping atoms' in str(result)
+            assert f'{expected[2]:.3f} Å apart' in str(result)
+    assert sum(isinstance(r, Exception) for r in results) >= 10

@@ -242,7 +242,7 @@ def prepare_cells(
             continue
         n = len(cell.z)
         small = n <= _SMALL_CELL_SITES and d > 2 * min_distance
-        by_size.setdefault(n if small else -1 - k, []).append(k)
+        by_size.setdefault(_small_bucket(n) if small else -1 - k, []).append(k)
     for key, rows in by_size.items():
         group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
         if key >= 0:
@@ -276,24 +276,40 @@ _LOWER = np.tril(np.ones((_SMALL_CELL_SITES, _SMALL_CELL_SITES), dtype=bool), -1
 _IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
 
 
+_SMALL_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24)
+
+
+def _small_bucket(n: int) -> int:
+    return next(size for size in _SMALL_BUCKETS if n <= size)
+
+
 def _closest_pairs_small(cells: Sequence[Cell], cutoff: float) -> list[tuple[int, int, float] | None]:
-    """:func:`closest_pair` for cells of equal size, all at once (27 images of the wrapped difference)."""
-    n = len(cells[0].z)
-    frac = np.stack([c.frac for c in cells])
+    """:func:`closest_pair` for small cells, all at once (27 images of the wrapped difference).
+
+    Cells are padded to the largest size among them; padded sites take part in no pair.
+    """
+    n = max(len(c.z) for c in cells)
+    b = len(cells)
+    frac = np.zeros((b, n, 3))
+    real = np.zeros((b, n), dtype=bool)
+    for k, cell in enumerate(cells):
+        frac[k, : len(cell.z)] = cell.frac
+        real[k, : len(cell.z)] = True
     lattice = np.stack([c.lattice for c in cells])
     diff = frac[:, None, :, :] - frac[:, :, None, :]
     diff -= np.round(diff)
-    vectors = (diff @ lattice[:, None, :, :]).reshape(len(cells), n * n, 3)  # Cartesian, (B, N*N, 3)
+    vectors = (diff @ lattice[:, None, :, :]).reshape(b, n * n, 3)  # Cartesian, (B, N*N, 3)
     images = _IMAGES @ lattice  # (B, 27, 3)
     d2 = (
         (vectors**2).sum(axis=2)[:, :, None]
         + 2.0 * (vectors @ images.transpose(0, 2, 1))
         + (images**2).sum(axis=2)[:, None, :]
-    ).reshape(len(cells), n, n, 27)  # |v + t|^2
+    ).reshape(b, n, n, 27)  # |v + t|^2
     d2[:, _DIAGONAL[:n], _DIAGONAL[:n], 13] = np.inf  # a site and itself in the home cell
-    flat = np.where(_LOWER[:n, :n], np.inf, d2.min(axis=3)).reshape(len(cells), -1)  # keep pairs i <= j
+    excluded = _LOWER[:n, :n] | ~(real[:, :, None] & real[:, None, :])  # keep real pairs i <= j
+    flat = np.where(excluded, np.inf, d2.min(axis=3)).reshape(b, -1)
     best = flat.argmin(axis=1)
-    shortest = np.sqrt(np.maximum(flat[np.arange(len(cells)), best], 0.0))
+    shortest = np.sqrt(np.maximum(flat[np.arange(b), best], 0.0))
     return [(int(k // n), int(k % n), float(d)) if d < cutoff else None for k, d in zip(best, shortest, strict=True)]
 
 

@@ -175,32 +175,57 @@ class _MatrixSpectrum(StructuralRepresentation):
             )
         return cell
 
-    def _off_diagonal_distance(self, cells: list[Cell]) -> np.ndarray:
-        """``(B, N, N)`` pair "distances" in Bohr for cells of equal size ``N`` (diagonal ignored)."""
+    def _off_diagonal_distance(self, frac: np.ndarray, lattice: np.ndarray, cells: list[Cell]) -> np.ndarray:
+        """``(B, M, M)`` pair "distances" in Bohr of zero-padded cells (only real pairs are used)."""
         raise NotImplementedError
 
     def _compute(self, prepared: list[Cell]) -> np.ndarray:
         out = np.zeros((len(prepared), self.max_sites))
         by_size: dict[int, list[int]] = {}
         for row, cell in enumerate(prepared):
-            by_size.setdefault(len(cell.z), []).append(row)
-        for n, rows in by_size.items():
-            step = max(1, _MATRIX_BLOCK_ELEMENTS // (n * n * 3))
+            by_size.setdefault(_bucket(len(cell.z)), []).append(row)
+        for m, rows in by_size.items():
+            step = max(1, _MATRIX_BLOCK_ELEMENTS // (m * m * 3))
             for start in range(0, len(rows), step):
                 block = rows[start : start + step]
-                out[block, :n] = self._spectra([prepared[r] for r in block])
+                spectra = self._spectra([prepared[r] for r in block], m)
+                width = min(m, self.max_sites)
+                out[block, :width] = spectra[:, :width]
         return out
 
-    def _spectra(self, cells: list[Cell]) -> np.ndarray:
-        z = np.stack([c.z for c in cells]).astype(float)  # (B, N)
-        n = z.shape[1]
-        distance = self._off_diagonal_distance(cells)
-        eye = np.eye(n, dtype=bool)
-        with np.errstate(divide='ignore'):
-            matrix = z[:, :, None] * z[:, None, :] / np.where(eye, 1.0, distance)
-        diagonal = 0.5 * z**2.4 if self.diagonal else np.zeros_like(z)
-        matrix[:, eye] = diagonal
+    def _spectra(self, cells: list[Cell], m: int) -> np.ndarray:
+        """Sorted spectra of cells padded to ``m`` sites with empty (Z = 0) rows and columns.
+
+        A zero row and column adds one zero eigenvalue and leaves the others unchanged; sorted by
+        magnitude, the padding zeros come last, where the spectrum is zero-padded anyway. The padding
+        depends only on the cell's own size, so a structure gives the same numbers in any batch.
+        """
+        b = len(cells)
+        z = np.zeros((b, m))
+        frac = np.zeros((b, m, 3))
+        for k, cell in enumerate(cells):
+            z[k, : len(cell.z)] = cell.z
+            frac[k, : len(cell.z)] = cell.frac
+        lattice = np.stack([c.lattice for c in cells])
+        distance = self._off_diagonal_distance(frac, lattice, cells)
+        real = z > 0
+        pairs = real[:, :, None] & real[:, None, :] & ~np.eye(m, dtype=bool)
+        with np.errstate(divide='ignore', invalid='ignore'):
+            matrix = np.where(pairs, z[:, :, None] * z[:, None, :] / np.where(pairs, distance, 1.0), 0.0)
+        if self.diagonal:
+            matrix[:, np.arange(m), np.arange(m)] = 0.5 * z**2.4
         return sort_spectra(np.linalg.eigvalsh(matrix))
+
+
+_BUCKETS = (1, 2, 3, 4, 5, 6, 8, 10, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128)
+
+
+def _bucket(n: int) -> int:
+    """Padded size of an ``n``-site matrix: few distinct sizes, so a batch is diagonalised in few calls."""
+    for size in _BUCKETS:
+        if n <= size:
+            return size
+    return -(-n // 64) * 64
 
 
 def sort_spectra(eigenvalues: np.ndarray) -> np.ndarray:
@@ -233,11 +258,9 @@ class SineMatrix(_MatrixSpectrum):
     def citations(self) -> list[str]:
         return [FABER_2015]
 
-    def _off_diagonal_distance(self, cells: list[Cell]) -> np.ndarray:
-        frac = np.stack([c.frac for c in cells])  # (B, N, 3)
-        lattice = np.stack([c.lattice for c in cells])  # (B, 3, 3)
+    def _off_diagonal_distance(self, frac: np.ndarray, lattice: np.ndarray, cells: list[Cell]) -> np.ndarray:
         sin2 = np.sin(np.pi * (frac[:, :, None, :] - frac[:, None, :, :])) ** 2
-        vectors = sin2 @ lattice[:, None, :, :]  # (B, N, N, 3)
+        vectors = sin2 @ lattice[:, None, :, :]  # (B, M, M, 3)
         return np.sqrt((vectors * vectors).sum(axis=3)) * ANGSTROM_TO_BOHR
 
 
@@ -262,10 +285,14 @@ class CoulombMatrix(_MatrixSpectrum):
     def citations(self) -> list[str]:
         return [RUPP_2012]
 
-    def _off_diagonal_distance(self, cells: list[Cell]) -> np.ndarray:
+    def _off_diagonal_distance(self, frac: np.ndarray, lattice: np.ndarray, cells: list[Cell]) -> np.ndarray:
         from pymatgen.core import Lattice
 
-        return np.stack([Lattice(c.lattice).get_all_distances(c.frac, c.frac) for c in cells]) * ANGSTROM_TO_BOHR
+        out = np.ones(frac.shape[:2] + frac.shape[1:2])
+        for k, cell in enumerate(cells):
+            n = len(cell.z)
+            out[k, :n, :n] = Lattice(cell.lattice).get_all_distances(cell.frac, cell.frac)
+        return out * ANGSTROM_TO_BOHR
 
 
 # ------------------------------------------------------------------------- radial distribution functions
