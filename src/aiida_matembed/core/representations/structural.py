@@ -139,6 +139,33 @@ class StructuralRepresentation(Representation):
         return cell
 
 
+class _SpeciesOption(StructuralRepresentation):
+    """A ``species`` option (element symbols) that ``None`` leaves to :meth:`fit` ("from the batch")."""
+
+    species: list[str] | None
+
+    def fit(self, structures: Sequence[Any]) -> Representation:
+        if self.species is not None:
+            return self
+        found = species_in(structures)
+        if not found:
+            return self
+        return type(self).from_params({**self.get_params(), 'species': found})
+
+    def _species(self) -> list[str]:
+        if self.species is None:
+            raise ValueError(f'{self.name}: species is None; pass species=[...] or call fit(structures) first')
+        return self.species
+
+    def _check_species(self, cell: Cell) -> None:
+        allowed = {atomic_number(s) for s in self._species()}
+        missing = sorted(set(cell.z.tolist()) - allowed)
+        if missing:
+            raise InvalidStructureError(
+                f'element {SYMBOLS[missing[0] - 1]} is not in the species list {self._species()} of {self.name}'
+            )
+
+
 def _check_int(value: Any, name: str, minimum: int, maximum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or not minimum <= value <= maximum:
         raise ValueError(f'{name} must be an integer in [{minimum}, {maximum}], got {value!r}')
@@ -356,7 +383,7 @@ class RadialDistributionFunction(StructuralRepresentation):
         return counts / (n_sites * density)[:, None] / self._shell_volumes()[None, :]
 
 
-class PartialRadialDistributionFunction(RadialDistributionFunction):
+class PartialRadialDistributionFunction(_SpeciesOption, RadialDistributionFunction):
     """Partial radial distribution functions ``g_ab(r)`` for every pair of species ``a <= b``.
 
     ``g_ab(r_k) = n_ab,k / (N_a * 4/3 pi (r_{k+1}^3 - r_k^3))``: the number of ``b`` neighbours per
@@ -381,19 +408,6 @@ class PartialRadialDistributionFunction(RadialDistributionFunction):
         super().__init__(cutoff=cutoff, bin_size=bin_size)
         self.species = None if species is None else canonical_species(species)
 
-    def fit(self, structures: Sequence[Any]) -> PartialRadialDistributionFunction:
-        if self.species is not None:
-            return self
-        found = species_in(structures)
-        if not found:
-            return self
-        return type(self)(cutoff=self.cutoff, bin_size=self.bin_size, species=found)
-
-    def _species(self) -> list[str]:
-        if self.species is None:
-            raise ValueError(f'{self.name}: species is None; pass species=[...] or call fit(structures) first')
-        return self.species
-
     def _pairs(self) -> list[tuple[str, str]]:
         return list(itertools.combinations_with_replacement(self._species(), 2))
 
@@ -402,12 +416,7 @@ class PartialRadialDistributionFunction(RadialDistributionFunction):
         return [f'{a}-{b} prdf {e[k]:.3f}-{e[k + 1]:.3f}A' for a, b in self._pairs() for k in range(self._n_bins)]
 
     def _check_cell(self, cell: Cell) -> Cell:
-        allowed = {atomic_number(s) for s in self._species()}
-        missing = sorted(set(cell.z.tolist()) - allowed)
-        if missing:
-            raise InvalidStructureError(
-                f'element {SYMBOLS[missing[0] - 1]} is not in the species list {self._species()} of {self.name}'
-            )
+        self._check_species(cell)
         return cell
 
     def _compute(self, prepared: list[Cell]) -> np.ndarray:
@@ -443,7 +452,7 @@ class PartialRadialDistributionFunction(RadialDistributionFunction):
 SoapAverage = Literal['structure', 'species']
 
 
-class Soap(StructuralRepresentation):
+class Soap(_SpeciesOption):
     """SOAP power spectrum (Bartók et al. 2013) averaged over the atoms of each structure, by featomic.
 
     featomic (Musil et al. 2021) computes the per-atom power spectrum ``p^{ab}_{n n' l}`` of the
@@ -504,19 +513,6 @@ class Soap(StructuralRepresentation):
     def citations(self) -> list[str]:
         return [BARTOK_2013, MUSIL_2021]
 
-    def fit(self, structures: Sequence[Any]) -> Soap:
-        if self.species is not None:
-            return self
-        found = species_in(structures)
-        if not found:
-            return self
-        return type(self).from_params({**self.get_params(), 'species': found})  # type: ignore[return-value]
-
-    def _species(self) -> list[str]:
-        if self.species is None:
-            raise ValueError(f'{self.name}: species is None; pass species=[...] or call fit(structures) first')
-        return self.species
-
     def _property_labels(self) -> list[tuple[int, int, int]]:
         return [(ell, n1, n2) for ell in range(self.l_max + 1) for n1 in range(self.n_max) for n2 in range(self.n_max)]
 
@@ -550,12 +546,7 @@ class Soap(StructuralRepresentation):
     def _check_cell(self, cell: Cell) -> Any:
         from ase import Atoms
 
-        allowed = {atomic_number(s) for s in self._species()}
-        missing = sorted(set(cell.z.tolist()) - allowed)
-        if missing:
-            raise InvalidStructureError(
-                f'element {SYMBOLS[missing[0] - 1]} is not in the species list {self._species()} of {self.name}'
-            )
+        self._check_species(cell)
         return Atoms(numbers=cell.z, positions=cell.cart, cell=cell.lattice, pbc=True)
 
     def _compute(self, prepared: list[Any]) -> np.ndarray:
