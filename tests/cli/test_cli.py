@@ -39,6 +39,8 @@ def test_structural_representations_and_stored_graphs_from_the_cli(aiida_profile
     graphs = orm.QueryBuilder().append(CrystalGraphsData).one()[0]
     assert f'CrystalGraphsData<{graphs.pk}> (5 graphs)' in result.output
     assert len(graphs.to_pyg()) == 5
+    shown = invoke(runner, ['show', str(graphs.pk)])
+    assert '5 (' in shown.output and 'graph 0' in shown.output and 'nodes' in shown.output
     refused = runner.invoke(cmd_matembed, ['featurize', *pks, '-r', 'matembed.rdf', '--store-graphs'])
     assert refused.exit_code != 0 and 'only possible for a graph representation' in refused.output
 

@@ -144,14 +144,34 @@ def cmd_featurize(
 
 
 @cmd_matembed.command('show')
-@arguments.DATUM('node', type=types.DataParamType(sub_classes=('aiida.data:matembed.features',)))
+@arguments.DATUM(
+    'node',
+    type=types.DataParamType(sub_classes=('aiida.data:matembed.features', 'aiida.data:matembed.crystal_graphs')),
+)
 @click.option('-n', '--rows', 'n_rows', default=5, show_default=True, help='Rows to print.')
 @decorators.with_dbenv()
 def cmd_show(node: Any, n_rows: int) -> None:
-    """Show a FeaturesData: representation, shape, failures and the first rows."""
+    """Show a FeaturesData (representation, shape, failures, first rows) or a CrystalGraphsData."""
     import numpy as np
 
+    from ..data import CrystalGraphsData
+
     attributes = node.base.attributes
+    if isinstance(node, CrystalGraphsData):
+        click.echo(f'CrystalGraphsData<{node.pk}> {node.uuid}')
+        click.echo(f'  representation : {attributes.get("representation")} ({json.dumps(node.params)})')
+        click.echo(
+            f'  graphs         : {attributes.get("n_graphs")} ({attributes.get("n_nodes")} nodes, '
+            f'{attributes.get("n_edges")} edges)'
+        )
+        if node.creator is not None:
+            click.echo(f'  created by     : {node.creator.process_label}<{node.creator.pk}>')
+        arrays = node.graph_arrays()
+        for g, uuid in enumerate(node.rows[:n_rows]):
+            n_nodes = arrays.node_ptr[g + 1] - arrays.node_ptr[g]
+            n_edges = arrays.edge_ptr[g + 1] - arrays.edge_ptr[g]
+            click.echo(f'  graph {g:<4} {uuid}: {n_nodes} nodes, {n_edges} edges')
+        return
     click.echo(f'FeaturesData<{node.pk}> {node.uuid}')
     click.echo(
         f'  representation : {attributes.get("representation")} (version {attributes.get("representation_version")})'
