@@ -75,6 +75,10 @@ def featurize(
             failures.append(_failure(row, node, type(exception).__name__, str(exception)))
 
     rep = rep.fit(converted)
+    try:
+        rep.feature_labels()
+    except ValueError as exception:  # e.g. species=None and no structure of the batch could be read
+        raise ValueError(f'{exception} (no structure of this batch could be read to resolve it)') from None
     want_graphs = store_graphs is not None and bool(store_graphs.value)
     if want_graphs and not hasattr(rep, 'featurize_with_graphs'):
         raise ValueError(f'store_graphs is only possible for a graph representation, not {rep.name}')
