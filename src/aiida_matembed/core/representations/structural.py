@@ -286,9 +286,14 @@ class SineMatrix(_MatrixSpectrum):
         return [FABER_2015]
 
     def _off_diagonal_distance(self, frac: np.ndarray, lattice: np.ndarray, cells: list[Cell]) -> np.ndarray:
-        sin2 = np.sin(np.pi * (frac[:, :, None, :] - frac[:, None, :, :])) ** 2
-        vectors = sin2 @ lattice[:, None, :, :]  # (B, M, M, 3)
-        return np.sqrt((vectors * vectors).sum(axis=3)) * ANGSTROM_TO_BOHR
+        sin2 = np.sin(np.pi * (frac[:, :, None, :] - frac[:, None, :, :])) ** 2  # (B, M, M, 3)
+        # |sum_k sin2_k a_k|^2 = sum_kl sin2_k sin2_l (a_k . a_l): a 3x3 metric, no per-pair matmul
+        metric = lattice @ lattice.transpose(0, 2, 1)  # (B, 3, 3)
+        squared = np.zeros(sin2.shape[:3])
+        for k, l in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
+            factor = metric[:, k, l, None, None] * (1.0 if k == l else 2.0)
+            squared += sin2[..., k] * sin2[..., l] * factor
+        return np.sqrt(np.maximum(squared, 0.0)) * ANGSTROM_TO_BOHR
 
 
 class CoulombMatrix(_MatrixSpectrum):
