@@ -290,9 +290,9 @@ class SineMatrix(_MatrixSpectrum):
         # |sum_k sin2_k a_k|^2 = sum_kl sin2_k sin2_l (a_k . a_l): a 3x3 metric, no per-pair matmul
         metric = lattice @ lattice.transpose(0, 2, 1)  # (B, 3, 3)
         squared = np.zeros(sin2.shape[:3])
-        for k, l in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
-            factor = metric[:, k, l, None, None] * (1.0 if k == l else 2.0)
-            squared += sin2[..., k] * sin2[..., l] * factor
+        for a, b in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
+            factor = metric[:, a, b, None, None] * (1.0 if a == b else 2.0)
+            squared += sin2[..., a] * sin2[..., b] * factor
         return np.sqrt(np.maximum(squared, 0.0)) * ANGSTROM_TO_BOHR
 
 
