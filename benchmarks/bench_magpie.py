@@ -5,21 +5,13 @@ Goal (issue #2): >= 100x matminer's throughput with identical values (1e-6 relat
 """
 
 import platform
-import time
 import warnings
 
 import numpy as np
 
+from timing import best_of
+
 warnings.filterwarnings('ignore')
-
-
-def best_of(function, repeat):
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return min(times), result
 
 
 def main():
