@@ -108,3 +108,29 @@ def test_neighbor_list_guards():
         neighbor_list(cart, np.eye(3) * 2.0, 10.0, max_pairs=100)
     pairs = neighbor_list(cart, np.eye(3) * 2.0, 2.5)
     assert len(pairs.distances) == 6 and not (pairs.images == 0).all(axis=1).any()
+
+
+def test_direct_batch_equals_torch_geometric_collate(structures):
+    rep = get_representation('matembed.crystal_graph')
+    batch, rows, failures = rep.graphs_batch(structures[:20])
+    reference = Batch.from_data_list(rep.graphs_many(structures[:20]).graphs)
+    assert rows == list(range(20)) and not failures
+    assert batch.num_graphs == reference.num_graphs == 20
+    for key in (
+        'x',
+        'z',
+        'pos',
+        'cell',
+        'edge_index',
+        'edge_vec',
+        'edge_weight',
+        'edge_attr',
+        'edge_image',
+        'batch',
+        'ptr',
+    ):
+        torch.testing.assert_close(batch[key], reference[key], msg=key)
+    for mine, theirs in zip(batch.to_data_list(), reference.to_data_list(), strict=True):
+        torch.testing.assert_close(mine.edge_index, theirs.edge_index)
+        torch.testing.assert_close(mine.x, theirs.x)
+    torch.testing.assert_close(batch.get_example(7).edge_attr, reference.get_example(7).edge_attr)

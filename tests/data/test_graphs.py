@@ -28,6 +28,7 @@ def test_graphs_are_stored_next_to_the_features_and_reload(stored, examples):
     for ours, reference in zip(reloaded, expected, strict=True):
         for key in ('x', 'z', 'edge_index', 'edge_image', 'edge_attr', 'edge_weight', 'edge_vec', 'cell'):
             torch.testing.assert_close(ours[key], reference[key])
+    torch.testing.assert_close(graphs.to_batch().edge_attr, torch.cat([g.edge_attr for g in expected]))
     one = graphs.graph_of(stored[3].uuid)
     torch.testing.assert_close(one.edge_attr, expected[3].edge_attr)
 

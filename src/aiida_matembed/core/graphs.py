@@ -24,9 +24,9 @@ from .neighbors import neighbor_list
 from .structures import Cell, check_no_overlap
 
 if TYPE_CHECKING:
-    from torch_geometric.data import Data
+    from torch_geometric.data import Batch, Data
 
-__all__ = ('GraphArrays', 'LocalGraph', 'gaussian_expansion', 'nearest_neighbor_edges', 'to_data_list')
+__all__ = ('GraphArrays', 'LocalGraph', 'gaussian_expansion', 'nearest_neighbor_edges', 'to_batch', 'to_data_list')
 
 
 class LocalGraph(NamedTuple):
@@ -149,31 +149,16 @@ def to_data_list(
     (Gaussian expansion), ``edge_image`` and ``num_nodes``; ``torch_geometric.data.Batch`` batches them.
     The tensors of one call are views of shared batch tensors (clone a graph before changing it in place).
     """
-    import torch
     from torch_geometric.data import Data
 
     n_graphs = arrays.n_graphs
     if n_graphs == 0:
         return []
-    # every derived quantity is computed once for the whole batch, then sliced per graph (views)
+    t = _batch_tensors(arrays, atom_table, gaussian_centers, gaussian_width)
     node_counts = np.diff(arrays.node_ptr)
-    edge_counts = np.diff(arrays.edge_ptr)
-    edge_graph = np.repeat(np.arange(n_graphs), edge_counts)
-    offsets = arrays.node_ptr[:-1][edge_graph]
-    source = arrays.edge_index[0] + offsets
-    target = arrays.edge_index[1] + offsets
-    shifts = np.einsum('ek,ekl->el', arrays.edge_images.astype(float), arrays.lattices[edge_graph])
-    vectors = arrays.positions[source] + shifts - arrays.positions[target]
-    distances = np.sqrt((vectors * vectors).sum(axis=1))
-    x = torch.from_numpy(atom_table[arrays.atomic_numbers].astype(np.float32))
-    z = torch.from_numpy(arrays.atomic_numbers.astype(np.int64))
-    pos = torch.from_numpy(arrays.positions.astype(np.float32))
-    cell = torch.from_numpy(arrays.lattices.astype(np.float32))
-    edge_index = torch.from_numpy(np.ascontiguousarray(arrays.edge_index, dtype=np.int64))
-    edge_vec = torch.from_numpy(vectors.astype(np.float32))
-    edge_weight = torch.from_numpy(distances.astype(np.float32))
-    edge_attr = torch.from_numpy(gaussian_expansion(distances, gaussian_centers, gaussian_width).astype(np.float32))
-    edge_image = torch.from_numpy(np.ascontiguousarray(arrays.edge_images, dtype=np.int64))
+    x, z, pos, cell = t['x'], t['z'], t['pos'], t['cell']
+    edge_index, edge_vec, edge_weight = t['edge_index'], t['edge_vec'], t['edge_weight']
+    edge_attr, edge_image = t['edge_attr'], t['edge_image']
     out: list[Data] = []
     for g in range(n_graphs):
         n0, n1 = int(arrays.node_ptr[g]), int(arrays.node_ptr[g + 1])
@@ -193,3 +178,62 @@ def to_data_list(
             )
         )
     return out
+
+
+_NODE_KEYS = ('x', 'z', 'pos')
+_EDGE_KEYS = ('edge_index', 'edge_vec', 'edge_weight', 'edge_attr', 'edge_image')
+
+
+def _batch_tensors(
+    arrays: GraphArrays, atom_table: np.ndarray, gaussian_centers: np.ndarray, gaussian_width: float
+) -> dict[str, Any]:
+    """Every tensor of the batch, computed once (edge indices local to their graph)."""
+    import torch
+
+    edge_graph = np.repeat(np.arange(arrays.n_graphs), np.diff(arrays.edge_ptr))
+    offsets = arrays.node_ptr[:-1][edge_graph]
+    source = arrays.edge_index[0] + offsets
+    target = arrays.edge_index[1] + offsets
+    shifts = np.einsum('ek,ekl->el', arrays.edge_images.astype(float), arrays.lattices[edge_graph])
+    vectors = arrays.positions[source] + shifts - arrays.positions[target]
+    distances = np.sqrt((vectors * vectors).sum(axis=1))
+    expansion = gaussian_expansion(distances, gaussian_centers, gaussian_width)
+    return {
+        'x': torch.from_numpy(atom_table[arrays.atomic_numbers].astype(np.float32)),
+        'z': torch.from_numpy(arrays.atomic_numbers.astype(np.int64)),
+        'pos': torch.from_numpy(arrays.positions.astype(np.float32)),
+        'cell': torch.from_numpy(arrays.lattices.astype(np.float32)),
+        'edge_index': torch.from_numpy(np.ascontiguousarray(arrays.edge_index, dtype=np.int64)),
+        'edge_vec': torch.from_numpy(vectors.astype(np.float32)),
+        'edge_weight': torch.from_numpy(distances.astype(np.float32)),
+        'edge_attr': torch.from_numpy(expansion.astype(np.float32)),
+        'edge_image': torch.from_numpy(np.ascontiguousarray(arrays.edge_images, dtype=np.int64)),
+        'edge_graph': edge_graph,
+    }
+
+
+def to_batch(arrays: GraphArrays, atom_table: np.ndarray, gaussian_centers: np.ndarray, gaussian_width: float) -> Batch:
+    """The graphs as ONE torch-geometric ``Batch``, built directly from the arrays (no per-graph ``Data``).
+
+    Equal to ``Batch.from_data_list(to_data_list(...))``: same tensors (edge indices offset per graph),
+    ``batch`` and ``ptr`` vectors, and the slice/increment bookkeeping, so ``batch.get_example(i)`` and
+    ``batch.to_data_list()`` give back the single graphs. This is the fast path for training loops.
+    """
+    import torch
+    from torch_geometric.data import Batch, Data
+
+    t = _batch_tensors(arrays, atom_table, gaussian_centers, gaussian_width)
+    node_ptr = torch.from_numpy(arrays.node_ptr.astype(np.int64))
+    edge_ptr = torch.from_numpy(arrays.edge_ptr.astype(np.int64))
+    edge_graph = torch.from_numpy(t.pop('edge_graph'))
+    t['edge_index'] = t['edge_index'] + node_ptr[:-1][edge_graph]
+    n_graphs = arrays.n_graphs
+    node_batch = torch.repeat_interleave(torch.arange(n_graphs), node_ptr.diff())
+    batch = Batch(_base_cls=Data, **t, batch=node_batch, ptr=node_ptr)
+    batch._num_graphs = n_graphs
+    zeros = torch.zeros(n_graphs, dtype=torch.int64)
+    slices = {key: node_ptr for key in _NODE_KEYS} | {key: edge_ptr for key in _EDGE_KEYS}
+    slices['cell'] = torch.arange(n_graphs + 1)
+    batch._slice_dict = slices
+    batch._inc_dict = {key: zeros for key in slices} | {'edge_index': node_ptr[:-1]}
+    return batch

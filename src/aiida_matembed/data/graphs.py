@@ -21,7 +21,7 @@ from ..core.graphs import GraphArrays
 from .features import params_hash
 
 if TYPE_CHECKING:
-    from torch_geometric.data import Data
+    from torch_geometric.data import Batch, Data
 
     from ..core.representations.graph import CrystalGraph
 
@@ -113,6 +113,10 @@ class CrystalGraphsData(orm.ArrayData):
     def to_pyg(self) -> list[Data]:
         """torch-geometric ``Data`` objects, in row order (batch them with ``torch_geometric.data.Batch``)."""
         return self.representation().to_data_list(self.graph_arrays())
+
+    def to_batch(self) -> Batch:
+        """All stored graphs as one torch-geometric ``Batch``, built directly (fast path for training)."""
+        return self.representation().to_batch(self.graph_arrays())
 
     def graph_of(self, uuid: str) -> Data:
         """The ``Data`` of the structure with ``uuid``; :class:`KeyError` if it is not in this node."""

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import numpy as np
 
 from ..elements import SYMBOLS
-from ..graphs import GraphArrays, LocalGraph, gaussian_expansion, nearest_neighbor_edges, to_data_list
+from ..graphs import GraphArrays, LocalGraph, gaussian_expansion, nearest_neighbor_edges, to_batch, to_data_list
 from ..neighbors import check_cutoff
 from ..structures import Cell, InvalidStructureError
 from .base import ErrorMode, Failure, FeatureResult, FeaturizationError
@@ -27,7 +27,7 @@ from .composition import element_embedding_tables, load_element_table
 from .structural import StructuralRepresentation, _check_int, _check_positive
 
 if TYPE_CHECKING:
-    from torch_geometric.data import Data
+    from torch_geometric.data import Batch, Data
 
 __all__ = ('CrystalGraph', 'GraphResult')
 
@@ -189,6 +189,20 @@ class CrystalGraph(StructuralRepresentation):
         for row, data in zip(rows, self.to_data_list(arrays), strict=True):
             graphs[row] = data
         return GraphResult(graphs, failures)
+
+    def to_batch(self, arrays: GraphArrays) -> Batch:
+        """One torch-geometric ``Batch`` of stored graph arrays (the fast path; see :func:`core.graphs.to_batch`)."""
+        return to_batch(arrays, self.atom_table(), self.gaussian_centers, self.gaussian_width)
+
+    def graphs_batch(
+        self, structures: Iterable[Any], *, errors: ErrorMode = 'raise'
+    ) -> tuple[Batch, list[int], list[Failure]]:
+        """The graphs of a batch as ONE ``Batch`` (equal to ``Batch.from_data_list(graphs_many(...))``).
+
+        :return: the ``Batch`` of the good structures, the input index of each graph, and the failures.
+        """
+        arrays, rows, failures = self.graph_arrays_many(structures, errors=errors)
+        return self.to_batch(arrays), rows, failures
 
     def graph(self, structure: Any) -> Data:
         """The crystal graph of one structure; raises on bad input."""
