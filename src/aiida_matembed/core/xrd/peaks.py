@@ -30,6 +30,7 @@ from typing import Any, Literal
 import numpy as np
 
 from ..structures import InvalidStructureError, to_pymatgen, validate_structure
+from .profiles import PROFILE_SHAPES, ProfileShape, peak_widths, render_profile, two_theta_grid
 from .wavelengths import resolve_wavelength
 
 __all__ = ('Peaks', 'XrdSimulator')
@@ -129,6 +130,62 @@ class XrdSimulator:
                 )
         return out
 
+    def profiles_many(
+        self,
+        structures: Iterable[Any],
+        *,
+        step: float = 0.02,
+        shape: ProfileShape = 'pseudo-voigt',
+        fwhm: float | None = None,
+        caglioti: tuple[float, float, float] | None = None,
+        crystallite_size: float | None = None,
+        eta: float = 0.5,
+        normalize: bool = True,
+        errors: Literal['raise', 'record'] = 'raise',
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Gridded powder patterns of a batch (see :mod:`.profiles` for shapes and widths).
+
+        Every peak is broadened (reflections at the same 2θ merged, no intensity cut-off). The width is
+        ``fwhm`` degrees (default 0.1° when no width option is given), Caglioti ``(U, V, W)`` or from a
+        ``crystallite_size`` in Å (Scherrer).
+
+        :param normalize: divide each pattern by its maximum (as Suzuki et al. 2022 do).
+        :return: the grid (degrees, ``G`` points) and an ``(N, G)`` array; with ``errors='record'`` the rows
+            of bad structures are NaN (``peaks_many(errors='record')`` says why).
+        """
+        if errors not in ('raise', 'record'):
+            raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
+        if fwhm is None and caglioti is None and crystallite_size is None:
+            fwhm = 0.1
+        grid = two_theta_grid(self.two_theta_range, step)
+        if shape not in PROFILE_SHAPES:
+            raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
+        peak_widths(np.array([self.two_theta_range[0]]), self.wavelength, fwhm=fwhm, caglioti=caglioti,
+                    crystallite_size=crystallite_size)  # fmt: skip
+        items = list(structures)
+        out = np.full((len(items), len(grid)), np.nan)
+        for row, item in enumerate(items):
+            try:
+                structure = to_pymatgen(item)
+                validate_structure(structure, allow_partial_occupancy=True)
+                _, _, two_theta, intensity = self.reflections(structure)
+                # equivalent reflections share a 2θ: broaden each distinct position once
+                bins = np.round(two_theta / TWO_THETA_TOL).astype(np.int64)
+                _, first, group = np.unique(bins, return_index=True, return_inverse=True)
+                two_theta, intensity = two_theta[first], np.bincount(group, weights=intensity)
+            except Exception as exception:
+                if errors == 'raise':
+                    raise ValueError(f'structure {row}: {exception} ({type(exception).__name__})') from exception
+                continue
+            widths = peak_widths(
+                two_theta, self.wavelength, fwhm=fwhm, caglioti=caglioti, crystallite_size=crystallite_size
+            )
+            pattern = render_profile(grid, two_theta, intensity, widths, shape, eta)
+            if normalize and pattern.max() > 0:
+                pattern = pattern / pattern.max()
+            out[row] = pattern
+        return grid, out
+
     # ---------------------------------------------------------------------------------------- physics
     def _reflections(self, lattice: Any) -> tuple[np.ndarray, np.ndarray]:
         """Miller indices ``(M, 3)`` and ``|g|`` (1/Å) inside the 2θ range, one of each Friedel pair."""
@@ -146,11 +203,15 @@ class XrdSimulator:
         order = np.lexsort((-hkl[:, 2], -hkl[:, 1], -hkl[:, 0], g))
         return hkl[order], g[order]
 
-    def _peaks(self, structure: Any) -> Peaks:
+    def reflections(self, structure: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Every reflection (one of each Friedel pair) of a validated structure, before merging.
+
+        :return: Miller indices ``(M, 3)``, ``|g|`` (1/Å), 2θ (degrees) and intensity (arbitrary units,
+            counting both Friedel mates), sorted by ``|g|``.
+        """
         hkl, g = self._reflections(structure.lattice)
         if not len(g):
-            empty = np.zeros(0)
-            return Peaks(empty, empty, [], empty, np.zeros(0, dtype=int))
+            return hkl, g, np.zeros(0), np.zeros(0)
         s2 = (g / 2) ** 2
         theta = np.arcsin(np.clip(self.wavelength * g / 2, -1, 1))
         params = scattering_params()
@@ -179,8 +240,13 @@ class XrdSimulator:
         cos2t = np.cos(2 * theta)
         lorentz = (1 + cos2t**2) / (np.sin(theta) ** 2 * np.cos(theta))
         intensity = 2 * (f_hkl * f_hkl.conjugate()).real * lorentz
-        two_theta = np.degrees(2 * theta)
+        return hkl, g, np.degrees(2 * theta), intensity
 
+    def _peaks(self, structure: Any) -> Peaks:
+        hkl, g, two_theta, intensity = self.reflections(structure)
+        if not len(g):
+            empty = np.zeros(0)
+            return Peaks(empty, empty, [], empty, np.zeros(0, dtype=int))
         keys, first, group = np.unique(
             np.round(two_theta / TWO_THETA_TOL).astype(np.int64), return_index=True, return_inverse=True
         )
