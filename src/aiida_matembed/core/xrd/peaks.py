@@ -252,12 +252,9 @@ class XrdSimulator:
         )
         summed = np.bincount(group, weights=intensity, minlength=len(keys))
         keep = summed / summed.max() * 100 > SCALED_INTENSITY_TOL
-        hexagonal = structure.lattice.is_hexagonal()
-        families: list[dict[tuple[int, ...], int]] = []
-        members = np.argsort(group, kind='stable')
+        members = np.argsort(group, kind='stable')  # reflections by peak, in |g| order within a peak
         bounds = np.searchsorted(group[members], np.arange(len(keys) + 1))
-        for peak in np.flatnonzero(keep):
-            families.append(_families(hkl[members[bounds[peak] : bounds[peak + 1]]], hexagonal))
+        families = _families(hkl[members], group[members], np.flatnonzero(keep), structure.lattice.is_hexagonal())
         kept = summed[keep]
         return Peaks(
             two_theta=two_theta[first][keep],
@@ -268,19 +265,31 @@ class XrdSimulator:
         )
 
 
-def _families(hkls: np.ndarray, hexagonal: bool) -> dict[tuple[int, ...], int]:
-    """Group Miller indices (and their Friedel mates) into families of permutations of ``|h|, |k|, |l|``.
+def _families(
+    hkl: np.ndarray, peak_of: np.ndarray, peaks: np.ndarray, hexagonal: bool
+) -> list[dict[tuple[int, ...], int]]:
+    """Hkl families of the given peaks, all at once.
 
-    Each family is represented by its largest index tuple; families appear in order of first member.
+    Each reflection ``hkl`` (rows grouped by peak, ``peak_of``) stands for itself and its Friedel mate
+    ``-hkl``; members of one peak whose ``|h|, |k|, |l|`` (``|h|, |k|, |i|, |l|`` for hexagonal cells) are
+    permutations of each other form a family, represented by its largest index tuple, with the number of
+    members as multiplicity; families are listed in order of their first member (pymatgen's convention).
     """
-    members: list[tuple[int, ...]] = []
-    for row in hkls.tolist():
-        h, k, l_ = row
-        if hexagonal:
-            members += [(h, k, -h - k, l_), (-h, -k, h + k, -l_)]
-        else:
-            members += [(h, k, l_), (-h, -k, -l_)]
-    groups: dict[tuple[int, ...], list[tuple[int, ...]]] = {}
-    for member in members:
-        groups.setdefault(tuple(sorted(abs(v) for v in member)), []).append(member)
-    return {max(group): len(group) for group in groups.values()}
+    selected = np.isin(peak_of, peaks)
+    hkl, peak_of = hkl[selected], peak_of[selected]
+    if hexagonal:
+        hkl = np.column_stack([hkl[:, 0], hkl[:, 1], -hkl[:, 0] - hkl[:, 1], hkl[:, 2]])
+    rows = np.empty((2 * len(hkl), hkl.shape[1]), dtype=np.int64)
+    rows[0::2], rows[1::2] = hkl, -hkl
+    peak_of = np.repeat(peak_of, 2)
+    signature = np.column_stack([peak_of, np.sort(np.abs(rows), axis=1)])
+    _, first, family, counts = np.unique(signature, axis=0, return_index=True, return_inverse=True, return_counts=True)
+    family = family.reshape(-1)
+    # the largest member of each family: sort by family, then by the indices in decreasing order
+    order = np.lexsort((*(-rows[:, c] for c in reversed(range(rows.shape[1]))), family))
+    starts = np.searchsorted(family[order], np.arange(len(first)))
+    representative = rows[order[starts]]
+    by_peak: dict[int, dict[tuple[int, ...], int]] = {int(p): {} for p in peaks}
+    for f in np.argsort(first, kind='stable'):
+        by_peak[int(peak_of[first[f]])][tuple(int(v) for v in representative[f])] = int(counts[f])
+    return [by_peak[int(p)] for p in peaks]
