@@ -3,12 +3,23 @@
 Issue #4 is in progress. What exists: :class:`XrdSimulator` with :meth:`~XrdSimulator.peaks` /
 :meth:`~XrdSimulator.peaks_many` (numpy, pinned peak by peak against pymatgen's ``XRDCalculator``) and
 :meth:`~XrdSimulator.profiles_many` (Gaussian / Lorentzian / pseudo-Voigt on an even 2θ grid; constant,
-Caglioti or Scherrer widths). Still to come: the batched torch path, K-alpha doublets, augmentations,
-the ``matembed.xrd`` representation, the AiiDA node / calcfunction / CLI, ``.xy`` files and the speed
+Caglioti or Scherrer widths), the ``matembed.xrd`` representation, and ``.xy`` / ``.xye`` files
+(:func:`read_xy`, :func:`write_xy`). Still to come: the batched torch path, K-alpha doublets, augmentations,
+the AiiDA node / calcfunction / CLI and the speed
 targets (profiles are ~40 ms per prototype here, far from the 20,000 patterns per minute goal).
 """
 
+from .io import MeasuredPattern, PatternFileError, read_xy, write_xy
 from .peaks import Peaks, XrdSimulator
 from .wavelengths import WAVELENGTHS, resolve_wavelength
 
-__all__ = ('WAVELENGTHS', 'Peaks', 'XrdSimulator', 'resolve_wavelength')
+__all__ = (
+    'WAVELENGTHS',
+    'MeasuredPattern',
+    'PatternFileError',
+    'Peaks',
+    'XrdSimulator',
+    'read_xy',
+    'resolve_wavelength',
+    'write_xy',
+)
