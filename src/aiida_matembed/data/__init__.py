@@ -4,7 +4,15 @@ from ..plugins import use_aiida_entry_points
 from .convert import structure_data_to_pymatgen, to_structure_data
 from .features import FeaturesData, params_hash
 from .graphs import CrystalGraphsData
+from .xrd import XrdPatternsData
 
 use_aiida_entry_points()
 
-__all__ = ('CrystalGraphsData', 'FeaturesData', 'params_hash', 'structure_data_to_pymatgen', 'to_structure_data')
+__all__ = (
+    'CrystalGraphsData',
+    'FeaturesData',
+    'XrdPatternsData',
+    'params_hash',
+    'structure_data_to_pymatgen',
+    'to_structure_data',
+)

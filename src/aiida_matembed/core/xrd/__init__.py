@@ -4,8 +4,9 @@ Issue #4 is in progress. What exists: :class:`XrdSimulator` with :meth:`~XrdSimu
 :meth:`~XrdSimulator.peaks_many` (numpy, pinned peak by peak against pymatgen's ``XRDCalculator``) and
 :meth:`~XrdSimulator.profiles_many` (Gaussian / Lorentzian / pseudo-Voigt on an even 2θ grid; constant,
 Caglioti or Scherrer widths), the ``matembed.xrd`` representation, and ``.xy`` / ``.xye`` files
-(:func:`read_xy`, :func:`write_xy`). Still to come: the batched torch path, K-alpha doublets, augmentations,
-the AiiDA node / calcfunction / CLI and the speed
+(:func:`read_xy`, :func:`write_xy`); in the AiiDA layer the ``matembed.xrd_patterns`` node and the batched
+``matembed.simulate_xrd`` calcfunction. Still to come: the batched torch path, K-alpha doublets,
+augmentations, the ``verdi data matembed xrd`` command and the speed
 targets (profiles are ~40 ms per prototype here, far from the 20,000 patterns per minute goal).
 """
 
