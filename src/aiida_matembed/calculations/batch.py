@@ -22,7 +22,14 @@ from aiida.orm.nodes.caching import NodeCaching
 from aiida.orm.nodes.links import NodeLinks
 from aiida.orm.utils.links import LinkManager, LinkTriple
 
-__all__ = ('link_inputs_in_bulk',)
+__all__ = (
+    'convert_structures',
+    'failure_record',
+    'link_inputs_in_bulk',
+    'row_key',
+    'store_structures',
+    'structures_namespace',
+)
 
 
 def _get_incoming_linear(
@@ -136,3 +143,67 @@ def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], Non
     process_class._setup_inputs = _setup_inputs_in_bulk
     process_class._matembed_after_inputs = staticmethod(after_inputs) if after_inputs else None
     return process_function
+
+
+# ------------------------------------------------------------------------- shared by the batch calcfunctions
+def row_key(index: int) -> str:
+    """Key of row ``index`` in the ``structures`` namespace; zero-padded so sorting keeps the order."""
+    return f's{index:07d}'
+
+
+def structures_namespace(kwargs: dict[str, Any]) -> list[Any]:
+    """The nodes of a calcfunction's ``structures`` namespace in row order (sorted keys).
+
+    :raises ValueError: for inputs outside the namespace or an empty namespace.
+    """
+    structures = kwargs.pop('structures', None)
+    if kwargs:
+        raise ValueError(f'unexpected inputs {sorted(kwargs)}: pass the structures in the `structures` namespace')
+    if not structures:
+        raise ValueError('no structures given: the `structures` namespace is empty')
+    return [structures[key] for key in sorted(structures)]
+
+
+def failure_record(row: int, node: orm.Data, error_type: str, message: str) -> dict[str, Any]:
+    """The JSON record of a failed row, as stored on output nodes and in the ``failures`` output."""
+    return {'index': row, 'uuid': node.uuid, 'pk': node.pk, 'error_type': error_type, 'message': message}
+
+
+def convert_structures(nodes: list[Any]) -> tuple[list[Any], list[int], list[dict[str, Any]]]:
+    """Convert ``StructureData`` inputs to pymatgen; return the structures, their rows and failure records."""
+    from ..data.convert import structure_data_to_pymatgen
+
+    converted: list[Any] = []
+    rows: list[int] = []
+    failures: list[dict[str, Any]] = []
+    for row, node in enumerate(nodes):
+        try:
+            if not isinstance(node, orm.StructureData):
+                raise TypeError(f'expected StructureData, got {type(node).__name__}')
+            converted.append(structure_data_to_pymatgen(node))
+            rows.append(row)
+        except Exception as exception:
+            failures.append(failure_record(row, node, type(exception).__name__, str(exception)))
+    return converted, rows, failures
+
+
+def store_structures(structures: Any) -> dict[str, orm.StructureData]:
+    """``StructureData`` (stored) keyed for a ``structures`` namespace, from nodes, pymatgen or ASE objects.
+
+    A mapping keeps its keys; a sequence gets zero-padded row keys so that sorting keeps the order.
+    """
+    from collections.abc import Mapping
+
+    from ..data.convert import to_structure_data
+
+    if isinstance(structures, Mapping):
+        nodes = {str(key): to_structure_data(value) for key, value in structures.items()}
+    else:
+        nodes = {row_key(i): to_structure_data(value) for i, value in enumerate(structures)}
+    if not nodes:
+        raise ValueError('no structures given')
+    refresh_in_bulk(list(nodes.values()))
+    for node in nodes.values():
+        if not node.is_stored:
+            node.store()
+    return nodes

@@ -17,20 +17,21 @@ from aiida.engine import calcfunction
 from aiida.manage.caching import enable_caching
 
 from ..core.representations import load_representation_class
-from ..data.convert import structure_data_to_pymatgen, to_structure_data
 from ..data.features import FeaturesData
 from ..data.graphs import CrystalGraphsData
-from .batch import link_inputs_in_bulk, refresh_in_bulk
+from .batch import (
+    convert_structures,
+    failure_record,
+    link_inputs_in_bulk,
+    row_key,
+    store_structures,
+    structures_namespace,
+)
 
 __all__ = ('FEATURIZE_IDENTIFIER', 'featurize', 'featurize_structures', 'row_key')
 
 FEATURIZE_IDENTIFIER = 'aiida.calculations:matembed.featurize'
 """Caching identifier of :func:`featurize` (for ``verdi config set caching.enabled_for``)."""
-
-
-def row_key(index: int) -> str:
-    """Key of row ``index`` in the ``structures`` namespace; zero-padded so sorting keeps the order."""
-    return f's{index:07d}'
 
 
 @calcfunction
@@ -52,27 +53,10 @@ def featurize(
         structure gave one), and, if any
         row failed, ``failures`` (a ``List`` of dicts with index, uuid, pk, error_type, message).
     """
-    structures = kwargs.pop('structures', None)
-    if kwargs:
-        raise ValueError(f'unexpected inputs {sorted(kwargs)}: pass the structures in the `structures` namespace')
-    if not structures:
-        raise ValueError('no structures given: the `structures` namespace is empty')
+    nodes = structures_namespace(kwargs)
     params = parameters.get_dict() if parameters is not None else {}
     rep = load_representation_class(representation.value).from_params(params)
-
-    keys = sorted(structures)
-    nodes = [structures[key] for key in keys]
-    failures: list[dict[str, Any]] = []
-    converted: list[Any] = []
-    converted_rows: list[int] = []
-    for row, node in enumerate(nodes):
-        try:
-            if not isinstance(node, orm.StructureData):
-                raise TypeError(f'expected StructureData, got {type(node).__name__}')
-            converted.append(structure_data_to_pymatgen(node))
-            converted_rows.append(row)
-        except Exception as exception:
-            failures.append(_failure(row, node, type(exception).__name__, str(exception)))
+    converted, converted_rows, failures = convert_structures(nodes)
 
     rep = rep.fit(converted)
     try:
@@ -90,7 +74,7 @@ def featurize(
     matrix[converted_rows] = result.features
     for failure in result.failures:
         row = converted_rows[failure.index]
-        failures.append(_failure(row, nodes[row], failure.error_type, failure.message))
+        failures.append(failure_record(row, nodes[row], failure.error_type, failure.message))
     failures.sort(key=lambda f: f['index'])
 
     outputs: dict[str, orm.Data] = {
@@ -115,10 +99,6 @@ def featurize(
     if failures:
         outputs['failures'] = orm.List(failures)
     return outputs
-
-
-def _failure(row: int, node: orm.Data, error_type: str, message: str) -> dict[str, Any]:
-    return {'index': row, 'uuid': node.uuid, 'pk': node.pk, 'error_type': error_type, 'message': message}
 
 
 def _record_representation_version(process: Any) -> None:
@@ -155,16 +135,7 @@ def featurize_structures(
     rep = load_representation_class(representation).from_params(parameters or {})
     if store_graphs and rep.output_kind != 'graph':
         raise ValueError(f'store_graphs is only possible for a graph representation, not {representation}')
-    if isinstance(structures, Mapping):
-        nodes = {str(key): to_structure_data(value) for key, value in structures.items()}
-    else:
-        nodes = {row_key(i): to_structure_data(value) for i, value in enumerate(structures)}
-    if not nodes:
-        raise ValueError('no structures given')
-    refresh_in_bulk(list(nodes.values()))
-    for node in nodes.values():
-        if not node.is_stored:
-            node.store()
+    nodes = store_structures(structures)
     inputs: dict[str, Any] = {
         'structures': nodes,
         'representation': orm.Str(representation).store(),

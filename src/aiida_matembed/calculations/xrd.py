@@ -10,10 +10,8 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from ..core.xrd import Peaks, XrdSimulator
-from ..data.convert import structure_data_to_pymatgen, to_structure_data
 from ..data.xrd import XrdPatternsData
-from .batch import link_inputs_in_bulk, refresh_in_bulk
-from .featurize import row_key
+from .batch import convert_structures, failure_record, link_inputs_in_bulk, store_structures, structures_namespace
 
 __all__ = ('XRD_DEFAULTS', 'simulate_xrd', 'simulate_xrd_structures')
 
@@ -46,38 +44,21 @@ def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str,
     :param parameters: ``wavelength`` (anode or Å), ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``.
     :returns: ``patterns`` (one :class:`XrdPatternsData`) and, if any row failed, ``failures`` (a ``List``).
     """
-    structures = kwargs.pop('structures', None)
-    if kwargs:
-        raise ValueError(f'unexpected inputs {sorted(kwargs)}: pass the structures in the `structures` namespace')
-    if not structures:
-        raise ValueError('no structures given: the `structures` namespace is empty')
+    nodes = structures_namespace(kwargs)
     settings = _settings(parameters.get_dict() if parameters is not None else None)
     simulator = XrdSimulator(settings['wavelength'], tuple(settings['two_theta_range']))
-    nodes = [structures[key] for key in sorted(structures)]
-    converted: list[Any] = []
-    failures: list[dict[str, Any]] = []
-    for row, node in enumerate(nodes):
-        try:
-            converted.append(structure_data_to_pymatgen(node))
-        except Exception as exception:
-            converted.append(None)
-            failures.append(_failure(row, node, type(exception).__name__, str(exception)))
-    peaks = simulator.peaks_many([s for s in converted if s is not None], errors='record')
-    by_row = iter(peaks)
-    all_peaks: list[Peaks] = []
-    for row, structure in enumerate(converted):
-        if structure is None:
-            empty = np.zeros(0)
-            all_peaks.append(Peaks(empty, empty, [], empty, np.zeros(0, dtype=int), 'not converted'))
-            continue
-        result = next(by_row)
-        all_peaks.append(result)
+    converted, converted_rows, failures = convert_structures(nodes)
+    empty = np.zeros(0)
+    all_peaks = [Peaks(empty, empty, [], empty, np.zeros(0, dtype=int), 'not converted') for _ in nodes]
+    for row, result in zip(converted_rows, simulator.peaks_many(converted, errors='record'), strict=True):
+        all_peaks[row] = result
         if result.error is not None:
             error_type, _, message = result.error.partition(': ')
-            failures.append(_failure(row, nodes[row], error_type, message))
-    good = [row for row, p in enumerate(all_peaks) if p.error is None]
+            failures.append(failure_record(row, nodes[row], error_type, message))
+    good = [row for row in converted_rows if all_peaks[row].error is None]
+    structure_of = dict(zip(converted_rows, converted, strict=True))
     grid, good_profiles = simulator.profiles_many(
-        [converted[row] for row in good],
+        [structure_of[row] for row in good],
         step=settings['step'],
         shape=settings['shape'],
         fwhm=settings['fwhm'],
@@ -96,10 +77,6 @@ def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str,
     return outputs
 
 
-def _failure(row: int, node: orm.Data, error_type: str, message: str) -> dict[str, Any]:
-    return {'index': row, 'uuid': node.uuid, 'pk': node.pk, 'error_type': error_type, 'message': message}
-
-
 link_inputs_in_bulk(simulate_xrd)
 
 
@@ -111,13 +88,7 @@ def simulate_xrd_structures(
     :raises ValueError: for bad settings, before anything is stored.
     """
     _settings(parameters)
-    nodes = {row_key(i): to_structure_data(value) for i, value in enumerate(structures)}
-    if not nodes:
-        raise ValueError('no structures given')
-    refresh_in_bulk(list(nodes.values()))
-    for node in nodes.values():
-        if not node.is_stored:
-            node.store()
+    nodes = store_structures(structures)
     outputs, process = simulate_xrd.run_get_node(structures=nodes, parameters=orm.Dict(parameters or {}).store())
     assert outputs is not None
     return outputs['patterns'], process
