@@ -7,7 +7,7 @@ Caglioti or Scherrer widths), the ``matembed.xrd`` representation, and ``.xy`` /
 (:func:`read_xy`, :func:`write_xy`); in the AiiDA layer the ``matembed.xrd_patterns`` node and the batched
 ``matembed.simulate_xrd`` calcfunction. Still to come: the batched torch path, K-alpha doublets,
 augmentations, the ``verdi data matembed xrd`` command and the speed
-targets (profiles are ~40 ms per prototype here, far from the 20,000 patterns per minute goal).
+targets (not met yet: the numpy path computes one structure at a time).
 """
 
 from .io import MeasuredPattern, PatternFileError, read_xy, write_xy
