@@ -8,12 +8,16 @@ from typing import Any
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
+from aiida.manage.caching import enable_caching
 
 from ..core.xrd import Peaks, XrdSimulator
 from ..data.xrd import XrdPatternsData
 from .batch import convert_structures, failure_record, link_inputs_in_bulk, store_structures, structures_namespace
 
-__all__ = ('XRD_DEFAULTS', 'simulate_xrd', 'simulate_xrd_structures')
+__all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_DEFAULTS', 'simulate_xrd', 'simulate_xrd_structures')
+
+SIMULATE_XRD_IDENTIFIER = 'aiida.calculations:matembed.simulate_xrd'
+"""Caching identifier of :func:`simulate_xrd` (for ``verdi config set caching.enabled_for``)."""
 
 XRD_DEFAULTS: dict[str, Any] = {
     'wavelength': 'CuKa',
@@ -22,6 +26,7 @@ XRD_DEFAULTS: dict[str, Any] = {
     'shape': 'pseudo-voigt',
     'fwhm': 0.1,
     'eta': 0.5,
+    'doublet': False,
 }
 """Settings of :func:`simulate_xrd` when not given (Cu K-alpha, 10-110° in 0.02° steps, Suzuki et al. 2022)."""
 
@@ -31,7 +36,9 @@ def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
     unknown = sorted(set(settings) - set(XRD_DEFAULTS))
     if unknown:
         raise ValueError(f'unknown XRD option(s) {unknown}; valid options: {sorted(XRD_DEFAULTS)}')
-    simulator = XrdSimulator(settings['wavelength'], tuple(settings['two_theta_range']))
+    simulator = XrdSimulator(
+        settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings['doublet'])
+    )
     settings['wavelength_angstrom'] = simulator.wavelength
     settings['two_theta_range'] = list(simulator.two_theta_range)
     return settings
@@ -41,31 +48,32 @@ def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
 def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str, orm.Data]:
     """Simulate peaks and gridded profiles of the structures in the ``structures`` namespace.
 
-    :param parameters: ``wavelength`` (anode or Å), ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``.
+    :param parameters: ``wavelength`` (anode or Å), ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``,
+        ``doublet`` (K-alpha1/K-alpha2 in the profiles; peaks at K-alpha1).
     :returns: ``patterns`` (one :class:`XrdPatternsData`) and, if any row failed, ``failures`` (a ``List``).
     """
     nodes = structures_namespace(kwargs)
     settings = _settings(parameters.get_dict() if parameters is not None else None)
-    simulator = XrdSimulator(settings['wavelength'], tuple(settings['two_theta_range']))
+    simulator = XrdSimulator(
+        settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings['doublet'])
+    )
     converted, converted_rows, failures = convert_structures(nodes)
-    empty = np.zeros(0)
-    all_peaks = [Peaks(empty, empty, [], empty, np.zeros(0, dtype=int), 'not converted') for _ in nodes]
-    for row, result in zip(converted_rows, simulator.peaks_many(converted, errors='record'), strict=True):
-        all_peaks[row] = result
-        if result.error is not None:
-            error_type, _, message = result.error.partition(': ')
-            failures.append(failure_record(row, nodes[row], error_type, message))
-    good = [row for row in converted_rows if all_peaks[row].error is None]
-    structure_of = dict(zip(converted_rows, converted, strict=True))
-    grid, good_profiles = simulator.profiles_many(
-        [structure_of[row] for row in good],
+    all_peaks = [Peaks.failed('not converted') for _ in nodes]
+    peaks, grid, good_profiles = simulator.patterns_many(
+        converted,
         step=settings['step'],
         shape=settings['shape'],
         fwhm=settings['fwhm'],
         eta=settings['eta'],
+        errors='record',
     )
-    profiles = np.full((len(nodes), len(grid)), np.nan)
-    profiles[good] = good_profiles
+    profiles = np.full((len(nodes), len(grid)), np.nan, dtype=np.float32)
+    for row, result, profile in zip(converted_rows, peaks, good_profiles, strict=True):
+        all_peaks[row] = result
+        profiles[row] = profile
+        if result.error is not None:
+            error_type, _, message = result.error.partition(': ')
+            failures.append(failure_record(row, nodes[row], error_type, message))
     failures.sort(key=lambda f: f['index'])
     outputs: dict[str, orm.Data] = {
         'patterns': XrdPatternsData(
@@ -81,14 +89,22 @@ link_inputs_in_bulk(simulate_xrd)
 
 
 def simulate_xrd_structures(
-    structures: Iterable[Any], parameters: dict[str, Any] | None = None
+    structures: Iterable[Any], parameters: dict[str, Any] | None = None, *, use_cache: bool = True
 ) -> tuple[XrdPatternsData, orm.CalcFunctionNode]:
     """Run :func:`simulate_xrd` on ``StructureData``, pymatgen or ASE structures (unstored ones are stored).
+
+    With ``use_cache`` (default) a batch already simulated with the same settings is not simulated again: the
+    new process is a cached copy (``process.base.caching.get_cache_source()`` names the original).
 
     :raises ValueError: for bad settings, before anything is stored.
     """
     _settings(parameters)
     nodes = store_structures(structures)
-    outputs, process = simulate_xrd.run_get_node(structures=nodes, parameters=orm.Dict(parameters or {}).store())
+    inputs = {'structures': nodes, 'parameters': orm.Dict(parameters or {}).store()}
+    if use_cache:
+        with enable_caching(identifier=SIMULATE_XRD_IDENTIFIER):
+            outputs, process = simulate_xrd.run_get_node(**inputs)
+    else:
+        outputs, process = simulate_xrd.run_get_node(**inputs)
     assert outputs is not None
     return outputs['patterns'], process

@@ -24,6 +24,7 @@ __all__ = (
     'MIN_INTERATOMIC_DISTANCE',
     'Cell',
     'InvalidStructureError',
+    'PartiallyOccupiedError',
     'StructureLike',
     'composition_of',
     'element_amounts',
@@ -47,6 +48,10 @@ CompositionLike = Union['Structure', 'Atoms', 'Composition', str]
 
 class InvalidStructureError(ValueError):
     """Raised for a structure that cannot be featurised, with a message that says why."""
+
+
+class PartiallyOccupiedError(InvalidStructureError):
+    """A structure with a partially occupied (disordered) site where an ordered one is needed."""
 
 
 def to_pymatgen(obj: Any) -> Structure:
@@ -144,7 +149,7 @@ def validate_structure(
         if occupancy > 1 + 1e-6:
             raise InvalidStructureError(f'site {index} has total occupancy {occupancy:.4g} > 1')
         if not allow_partial_occupancy and not site.is_ordered:
-            raise InvalidStructureError(
+            raise PartiallyOccupiedError(
                 f'site {index} is partially occupied ({site.species.formula}); this representation needs '
                 'an ordered structure (order it first, e.g. with pymatgen OrderDisorderedStructureTransformation)'
             )
@@ -264,7 +269,7 @@ def _read_cell(item: Any) -> Cell:
     if len(species) != len(structure) or any(amount != 1 for _, amount in species):
         # a disordered site: let the full validation say which and why
         validate_structure(structure, allow_partial_occupancy=False)
-        raise InvalidStructureError('structure has partially occupied sites')
+        raise PartiallyOccupiedError('structure has partially occupied sites')
     z = np.fromiter((number for number, _ in species), dtype=np.int64, count=len(species))
     matrix = structure.lattice.matrix
     frac = structure.frac_coords

@@ -15,14 +15,18 @@ from ..core.xrd import Peaks
 __all__ = ('XrdPatternsData',)
 
 
+_QUERYABLE = ('wavelength', 'wavelength_angstrom', 'two_theta_range', 'step', 'shape', 'fwhm', 'eta', 'doublet')
+
+
 class XrdPatternsData(orm.ArrayData):
     """Powder patterns of ``N`` structures simulated with one set of settings.
 
-    * arrays: ``two_theta_grid`` (G,), ``profiles`` (N, G; NaN rows for failures), and the peaks of all
+    * arrays: ``two_theta_grid`` (G,), ``profiles`` (N, G float32; NaN rows for failures), and the peaks of all
       structures concatenated: ``peak_two_theta``, ``peak_intensity`` (max 100 per structure),
       ``peak_d_spacing`` (Å), ``peak_multiplicity``, with ``peak_ptr`` (N + 1) giving each structure's slice;
-    * attributes (queryable): ``wavelength`` (Å), ``two_theta_range``, ``step``, ``shape``, ``fwhm``,
-      ``eta``, ``settings`` (all options), ``n_patterns``, ``n_failed``;
+    * attributes (queryable): ``wavelength`` (as given: anode name or Å), ``wavelength_angstrom``,
+      ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``, ``doublet``, ``settings`` (all options),
+      ``n_patterns``, ``n_failed``;
     * repository ``meta.json``: ``rows`` (structure UUIDs), ``hkls`` (families of each peak) and ``failures``.
     """
 
@@ -43,7 +47,7 @@ class XrdPatternsData(orm.ArrayData):
         super().__init__(**kwargs)
         if grid is None or profiles is None or peaks is None:
             return
-        profiles = np.asarray(profiles, dtype=float)
+        profiles = np.asarray(profiles, dtype=np.float32)
         if profiles.ndim != 2 or profiles.shape[1] != len(grid) or len(peaks) != len(profiles):
             raise ValueError(f'profiles {profiles.shape} do not match grid ({len(grid)}) and peaks ({len(peaks)})')
         settings = dict(settings or {})
@@ -65,7 +69,7 @@ class XrdPatternsData(orm.ArrayData):
         self.base.repository.put_object_from_filelike(io.BytesIO(json.dumps(meta).encode()), self._META)  # type: ignore[arg-type]
         self.base.attributes.set_many(
             {
-                **{key: settings.get(key) for key in ('wavelength', 'two_theta_range', 'step', 'shape', 'fwhm', 'eta')},
+                **{key: settings.get(key) for key in _QUERYABLE},
                 'settings': settings,
                 'n_patterns': len(profiles),
                 'n_failed': len(failures or []),

@@ -22,21 +22,35 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 import numpy as np
+import torch
 
 from ..structures import InvalidStructureError, to_pymatgen, validate_structure
-from .profiles import PROFILE_SHAPES, ProfileShape, peak_widths, render_profile, two_theta_grid
-from .wavelengths import resolve_wavelength
+from .augment import XrdAugmentation, background_curves
+from .batched import (
+    MERGE_TOLERANCE,
+    MergedPeaks,
+    Reflections,
+    Scatterers,
+    compute_reflections,
+    is_hexagonal,
+    merge_reflections,
+    read_scatterers,
+    resolve_device,
+    segment_max,
+)
+from .profiles import PROFILE_SHAPES, SCHERRER_K, ProfileShape, peak_widths, render_batch, two_theta_grid
+from .wavelengths import WAVELENGTHS, resolve_wavelength
 
-__all__ = ('Peaks', 'XrdSimulator')
+__all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays')
 
-TWO_THETA_TOL = 1e-5
-"""Reflections closer than this in 2θ (degrees) are merged into one peak."""
+TWO_THETA_TOL = MERGE_TOLERANCE
+"""Reflections whose 2θ (degrees) round to the same multiple of this are merged into one peak."""
 SCALED_INTENSITY_TOL = 1e-3
 """Peaks weaker than this (on the 0-100 scale) are dropped."""
 _PHASE_CHUNK = 2_000_000
@@ -52,6 +66,51 @@ def scattering_params() -> dict[str, np.ndarray]:
     return {symbol: np.asarray(values, dtype=float) for symbol, values in json.loads(path.read_text()).items()}
 
 
+class HklFamilies(Sequence[dict[tuple[int, ...], int]]):
+    """The hkl families of each peak, stored as arrays and turned into dicts only when read.
+
+    ``families[i]`` is ``{representative hkl: multiplicity}`` for peak ``i``; compares equal to a list of
+    such dicts.
+    """
+
+    __slots__ = ('counts', 'ptr', 'representatives')
+
+    def __init__(self, representatives: np.ndarray, counts: np.ndarray, ptr: np.ndarray) -> None:
+        self.representatives = representatives
+        """``(F, 3)`` (or ``(F, 4)`` for hexagonal cells) representative Miller indices of every family."""
+        self.counts = counts
+        """``(F,)`` number of reflections in each family."""
+        self.ptr = ptr
+        """``(n_peaks + 1,)``: the families of peak ``i`` are ``ptr[i]:ptr[i + 1]``."""
+
+    def __len__(self) -> int:
+        return len(self.ptr) - 1
+
+    @overload
+    def __getitem__(self, index: int) -> dict[tuple[int, ...], int]: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[dict[tuple[int, ...], int]]: ...
+    def __getitem__(self, index: int | slice) -> Any:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        n = len(self)
+        if not -n <= index < n:
+            raise IndexError(f'peak {index} out of range ({n} peaks)')
+        index %= n
+        rows = range(int(self.ptr[index]), int(self.ptr[index + 1]))
+        return {tuple(int(v) for v in self.representatives[k]): int(self.counts[k]) for k in rows}
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, (HklFamilies, list, tuple)):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f'HklFamilies({list(self)!r})'
+
+
 @dataclass(frozen=True)
 class Peaks:
     """Peaks of one powder pattern, sorted by 2θ."""
@@ -60,7 +119,7 @@ class Peaks:
     """Peak positions, 2θ in degrees."""
     intensity: np.ndarray
     """Intensities scaled so that the strongest peak is 100."""
-    hkls: list[dict[tuple[int, ...], int]]
+    hkls: Sequence[dict[tuple[int, ...], int]]
     """hkl families of each peak: representative Miller indices (4 for hexagonal cells) -> multiplicity."""
     d_spacing: np.ndarray
     """Interplanar spacings (Å)."""
@@ -72,14 +131,31 @@ class Peaks:
     def __len__(self) -> int:
         return len(self.two_theta)
 
+    @classmethod
+    def failed(cls, exception: BaseException | str) -> Peaks:
+        """Empty peaks of a structure that failed, with the reason."""
+        message = exception if isinstance(exception, str) else f'{type(exception).__name__}: {exception}'
+        empty = np.zeros(0)
+        return cls(empty, empty, [], empty, np.zeros(0, dtype=int), message)
+
 
 class XrdSimulator:
     """Powder XRD simulator (kinematic theory; see the module docstring for the physics).
+
+    Two implementations share the conventions: :meth:`peaks` computes one structure with numpy;
+    :meth:`peaks_many`, :meth:`profiles_many` and :meth:`patterns_many` compute whole batches at once in
+    torch (:mod:`.batched`), on CPU or GPU (``device='cuda'`` / ``'auto'``). Both give the same peaks to
+    round-off (tested within 1e-9 relative).
 
     :param wavelength: anode name (``'CuKa'``, ``'MoKa1'``, ... see :data:`WAVELENGTHS`) or Å.
     :param two_theta_range: ``(min, max)`` 2θ in degrees, inside ``(0, 180)``; default 10-110°
         (the setting of Suzuki et al. 2022).
     :param debye_waller: per-element isotropic Debye-Waller factors ``B`` (Å^2), e.g. ``{'Na': 1.5}``.
+    :param doublet: render the K-alpha1 / K-alpha2 doublet in profiles (``wavelength`` must then be an anode
+        ``'XxKa'`` or ``'XxKa1'``): peaks are listed at K-alpha1 and every profile peak gets a K-alpha2
+        companion at ``2 asin(λ2 sin θ1 / λ1)`` with ``kalpha2_ratio`` times its intensity (corrected for
+        the Lorentz-polarisation factor at the new angle).
+    :param kalpha2_ratio: K-alpha2 / K-alpha1 intensity ratio (0.5, the usual value for Cu).
     """
 
     def __init__(
@@ -87,8 +163,20 @@ class XrdSimulator:
         wavelength: str | float = 'CuKa',
         two_theta_range: tuple[float, float] = (10.0, 110.0),
         debye_waller: dict[str, float] | None = None,
+        *,
+        doublet: bool = False,
+        kalpha2_ratio: float = 0.5,
     ) -> None:
         self.wavelength = resolve_wavelength(wavelength)
+        self.wavelength2: float | None = None
+        self.kalpha2_ratio = float(kalpha2_ratio)
+        if doublet:
+            anode = wavelength[:-1] if isinstance(wavelength, str) and wavelength.endswith('Ka1') else wavelength
+            if not isinstance(anode, str) or not anode.endswith('Ka') or f'{anode}2' not in WAVELENGTHS:
+                raise ValueError(f"doublet needs an anode name such as 'CuKa' or 'CuKa1', got {wavelength!r}")
+            if not 0 < self.kalpha2_ratio <= 1:
+                raise ValueError(f'kalpha2_ratio must be in (0, 1], got {kalpha2_ratio!r}')
+            self.wavelength, self.wavelength2 = WAVELENGTHS[f'{anode}1'], WAVELENGTHS[f'{anode}2']
         try:
             low, high = (float(v) for v in two_theta_range)
         except (TypeError, ValueError):
@@ -103,32 +191,31 @@ class XrdSimulator:
             if not math.isfinite(float(value)) or float(value) < 0:
                 raise ValueError(f'debye_waller[{symbol!r}] must be >= 0 Å^2, got {value!r}')
 
+    # ------------------------------------------------------------------------------------ public API
     def peaks(self, structure: Any) -> Peaks:
-        """Peaks of one structure (pymatgen ``Structure`` or ASE ``Atoms``); raises on bad input."""
+        """Peaks of one structure (pymatgen ``Structure`` or ASE ``Atoms``), with numpy; raises on bad input."""
         structure = to_pymatgen(structure)
         validate_structure(structure, allow_partial_occupancy=True)
         return self._peaks(structure)
 
-    def peaks_many(self, structures: Iterable[Any], *, errors: Literal['raise', 'record'] = 'raise') -> list[Peaks]:
-        """Peaks of each structure.
+    def peaks_many(
+        self,
+        structures: Iterable[Any],
+        *,
+        errors: Literal['raise', 'record'] = 'raise',
+        device: str | None = None,
+        batch_size: int | None = None,
+    ) -> list[Peaks]:
+        """Peaks of each structure, computed in batches with torch (see :mod:`.batched`).
 
         With ``errors='record'`` a bad structure gives an empty :class:`Peaks` whose ``error`` says why,
         and the others are kept; with ``'raise'`` the first one raises ``ValueError`` naming its index.
+
+        :param device: ``None``/``'cpu'``, ``'cuda'`` or ``'auto'``.
+        :param batch_size: structures per torch batch (default 512 on CPU, 4096 on GPU).
         """
-        if errors not in ('raise', 'record'):
-            raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
-        out: list[Peaks] = []
-        for index, structure in enumerate(structures):
-            try:
-                out.append(self.peaks(structure))
-            except Exception as exception:
-                if errors == 'raise':
-                    raise ValueError(f'structure {index}: {exception} ({type(exception).__name__})') from exception
-                empty = np.zeros(0)
-                out.append(
-                    Peaks(empty, empty, [], empty, np.zeros(0, dtype=int), f'{type(exception).__name__}: {exception}')
-                )
-        return out
+        peaks, _, _ = self._simulate(structures, errors, device, batch_size, want_peaks=True, profile=None)
+        return peaks  # type: ignore[return-value]
 
     def profiles_many(
         self,
@@ -141,52 +228,231 @@ class XrdSimulator:
         crystallite_size: float | None = None,
         eta: float = 0.5,
         normalize: bool = True,
+        window: float | None = None,
+        augment: XrdAugmentation | None = None,
+        seed: int = 0,
         errors: Literal['raise', 'record'] = 'raise',
+        device: str | None = None,
+        batch_size: int | None = None,
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Gridded powder patterns of a batch (see :mod:`.profiles` for shapes and widths).
+        """Gridded powder patterns of a batch (see :mod:`.profiles` for shapes, widths and ``window``).
 
-        Every peak is broadened (reflections at the same 2θ merged, no intensity cut-off). The width is
-        ``fwhm`` degrees (default 0.1° when no width option is given), Caglioti ``(U, V, W)`` or from a
+        Every reflection is broadened (reflections at the same 2θ merged, no intensity cut-off). The width
+        is ``fwhm`` degrees (default 0.1° when no width option is given), Caglioti ``(U, V, W)`` or from a
         ``crystallite_size`` in Å (Scherrer).
 
         :param normalize: divide each pattern by its maximum (as Suzuki et al. 2022 do).
-        :return: the grid (degrees, ``G`` points) and an ``(N, G)`` array; with ``errors='record'`` the rows
-            of bad structures are NaN (``peaks_many(errors='record')`` says why).
+        :param augment: seeded augmentations (:class:`~.augment.XrdAugmentation`); pattern ``i`` uses the
+            random stream ``(seed, i)``.
+        :return: the grid (degrees, ``G`` points) and an ``(N, G)`` float32 array; with ``errors='record'`` the
+            rows of bad structures are NaN (``peaks_many(errors='record')`` says why).
         """
-        if errors not in ('raise', 'record'):
-            raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
+        options = self._profile_options(step, shape, fwhm, caglioti, crystallite_size, eta, normalize, window)
+        if augment is not None and not isinstance(augment, XrdAugmentation):
+            raise ValueError(f'augment must be an XrdAugmentation, got {type(augment).__name__}')
+        if augment is not None and augment.active:
+            augment.draw(np.zeros(0, dtype=int), seed)  # validates the seed
+            options['augment'], options['seed'] = augment, seed
+        _, grid, profiles = self._simulate(structures, errors, device, batch_size, want_peaks=False, profile=options)
+        assert grid is not None and profiles is not None
+        return grid, profiles
+
+    def patterns_many(
+        self,
+        structures: Iterable[Any],
+        *,
+        step: float = 0.02,
+        shape: ProfileShape = 'pseudo-voigt',
+        fwhm: float | None = None,
+        caglioti: tuple[float, float, float] | None = None,
+        crystallite_size: float | None = None,
+        eta: float = 0.5,
+        normalize: bool = True,
+        window: float | None = None,
+        errors: Literal['raise', 'record'] = 'raise',
+        device: str | None = None,
+        batch_size: int | None = None,
+    ) -> tuple[list[Peaks], np.ndarray, np.ndarray]:
+        """Peaks and profiles of a batch from one computation of the reflections.
+
+        Options as :meth:`profiles_many` (no augmentation); returns ``(peaks, grid, profiles)``.
+        """
+        options = self._profile_options(step, shape, fwhm, caglioti, crystallite_size, eta, normalize, window)
+        peaks, grid, profiles = self._simulate(structures, errors, device, batch_size, want_peaks=True, profile=options)
+        assert grid is not None and profiles is not None
+        return peaks, grid, profiles  # type: ignore[return-value]
+
+    # ---------------------------------------------------------------------------------------- batches
+    def _profile_options(
+        self,
+        step: float,
+        shape: str,
+        fwhm: float | None,
+        caglioti: tuple[float, float, float] | None,
+        crystallite_size: float | None,
+        eta: float,
+        normalize: bool,
+        window: float | None,
+    ) -> dict[str, Any]:
         if fwhm is None and caglioti is None and crystallite_size is None:
             fwhm = 0.1
         grid = two_theta_grid(self.two_theta_range, step)
         if shape not in PROFILE_SHAPES:
             raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
-        peak_widths(np.array([self.two_theta_range[0]]), self.wavelength, fwhm=fwhm, caglioti=caglioti,
-                    crystallite_size=crystallite_size)  # fmt: skip
-        items = list(structures)
-        out = np.full((len(items), len(grid)), np.nan)
-        for row, item in enumerate(items):
-            try:
-                structure = to_pymatgen(item)
-                validate_structure(structure, allow_partial_occupancy=True)
-                _, _, two_theta, intensity = self.reflections(structure)
-                # equivalent reflections share a 2θ: broaden each distinct position once
-                bins = np.round(two_theta / TWO_THETA_TOL).astype(np.int64)
-                _, first, group = np.unique(bins, return_index=True, return_inverse=True)
-                two_theta, intensity = two_theta[first], np.bincount(group, weights=intensity)
-            except Exception as exception:
-                if errors == 'raise':
-                    raise ValueError(f'structure {row}: {exception} ({type(exception).__name__})') from exception
-                continue
-            widths = peak_widths(
-                two_theta, self.wavelength, fwhm=fwhm, caglioti=caglioti, crystallite_size=crystallite_size
-            )
-            pattern = render_profile(grid, two_theta, intensity, widths, shape, eta)
-            if normalize and pattern.max() > 0:
-                pattern = pattern / pattern.max()
-            out[row] = pattern
-        return grid, out
+        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+            raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+        if window is not None and not (isinstance(window, (int, float)) and window > 0):
+            raise ValueError(f'window must be > 0 FWHM (or math.inf), got {window!r}')
+        widths = {'fwhm': fwhm, 'caglioti': caglioti, 'crystallite_size': crystallite_size}
+        peak_widths(grid, self.wavelength, fwhm=fwhm, caglioti=caglioti, crystallite_size=crystallite_size)  # checks
+        return {'grid': grid, 'shape': shape, 'eta': float(eta), 'normalize': bool(normalize), 'window': window,
+                'widths': widths, 'augment': None, 'seed': 0}  # fmt: skip
 
-    # ---------------------------------------------------------------------------------------- physics
+    def _simulate(
+        self,
+        structures: Iterable[Any],
+        errors: str,
+        device: str | None,
+        batch_size: int | None,
+        *,
+        want_peaks: bool,
+        profile: dict[str, Any] | None,
+    ) -> tuple[list[Peaks | None], np.ndarray | None, np.ndarray | None]:
+        if errors not in ('raise', 'record'):
+            raise ValueError(f"errors must be 'raise' or 'record', got {errors!r}")
+        torch_device = resolve_device(device)
+        if batch_size is None:
+            batch_size = 4096 if torch_device.type == 'cuda' else 512
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
+            raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
+        items = list(structures)
+        peaks: list[Peaks | None] = [None] * len(items)
+        grid = profile['grid'] if profile is not None else None
+        profiles = np.full((len(items), len(grid)), np.nan, dtype=np.float32) if grid is not None else None
+        for start in range(0, len(items), batch_size):
+            chunk = items[start : start + batch_size]
+            scatterers, good, failed = read_scatterers(chunk)
+            if failed and errors == 'raise':
+                index = min(failed)
+                exception = failed[index]
+                raise ValueError(f'structure {start + index}: {exception} ({type(exception).__name__})') from exception
+            for index, exception in failed.items():
+                peaks[start + index] = Peaks.failed(exception)
+            if not good:
+                continue
+            rows = np.asarray(good) + start
+            augment: XrdAugmentation | None = profile['augment'] if profile is not None else None
+            draws = augment.draw(rows, profile['seed']) if augment is not None and profile is not None else None
+            orientation = None
+            if draws is not None and augment is not None and augment.preferred_orientation is not None:
+                orientation = (draws['axis'], draws['march'])
+            with torch.no_grad():
+                reflections = compute_reflections(
+                    scatterers, self.wavelength, self.two_theta_range, self.debye_waller, torch_device,
+                    preferred_orientation=orientation,
+                )  # fmt: skip
+                merged = merge_reflections(reflections)
+                if want_peaks:
+                    for index, result in zip(good, self._split_peaks(scatterers, reflections, merged), strict=True):
+                        peaks[start + index] = result
+                if profile is not None and profiles is not None:
+                    profiles[rows] = self._render(merged, len(good), profile, draws).cpu().numpy()
+        return peaks, grid, profiles
+
+    def _split_peaks(self, scatterers: Scatterers, reflections: Reflections, merged: MergedPeaks) -> list[Peaks]:
+        """Per-structure :class:`Peaks` from the merged peaks of a batch (intensity cut-off, hkl families)."""
+        n_structures = scatterers.n_structures
+        maxima = segment_max(merged.intensity, merged.structure, n_structures)
+        scaled = merged.intensity / maxima[merged.structure] * 100
+        keep = scaled > SCALED_INTENSITY_TOL
+        keep_np = keep.cpu().numpy()
+        structure = merged.structure[keep].cpu().numpy()
+        two_theta = merged.two_theta[keep].cpu().numpy()
+        intensity = scaled[keep].cpu().numpy()
+        d_spacing = 1.0 / merged.g[keep].cpu().numpy()
+        multiplicity = 2 * merged.n_reflections[keep].cpu().numpy()
+        peak_of = merged.peak_of.cpu().numpy()
+        member = keep_np[peak_of]
+        hkl = reflections.hkl.cpu().numpy()[member]
+        rank = np.cumsum(keep_np) - 1
+        member_peak = rank[peak_of[member]]
+        hexagonal = is_hexagonal(scatterers.lattice)
+        member_hex = hexagonal[reflections.structure.cpu().numpy()[member]]
+        families = {}
+        for flag in (False, True):
+            subset = member_hex == flag
+            indices = hkl[subset]
+            if flag:
+                indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
+            representatives, counts, family_peak = family_arrays(indices, member_peak[subset])
+            ptr = np.searchsorted(family_peak, np.arange(len(two_theta) + 1))
+            families[flag] = (representatives, counts, ptr)
+        bounds = np.searchsorted(structure, np.arange(n_structures + 1))
+        out = []
+        for s in range(n_structures):
+            lo, hi = int(bounds[s]), int(bounds[s + 1])
+            representatives, counts, ptr = families[bool(hexagonal[s])]
+            f_lo, f_hi = int(ptr[lo]), int(ptr[hi])
+            out.append(
+                Peaks(
+                    two_theta=two_theta[lo:hi],
+                    intensity=intensity[lo:hi],
+                    hkls=HklFamilies(representatives[f_lo:f_hi], counts[f_lo:f_hi], ptr[lo : hi + 1] - f_lo),
+                    d_spacing=d_spacing[lo:hi],
+                    multiplicity=multiplicity[lo:hi],
+                )
+            )
+        return out
+
+    def _render(
+        self, merged: MergedPeaks, n_rows: int, options: dict[str, Any], draws: dict[str, np.ndarray] | None
+    ) -> torch.Tensor:
+        """Profiles ``(n_rows, G)`` of the merged peaks (every peak, no cut-off), with K-alpha2 and augmentations."""
+        grid = options['grid']
+        device = merged.two_theta.device
+        row, center, height = merged.structure, merged.two_theta, merged.intensity
+        if self.wavelength2 is not None:
+            sin2 = torch.sin(torch.deg2rad(center) / 2) * (self.wavelength2 / self.wavelength)
+            ok = sin2 < 1
+            center2 = torch.rad2deg(2 * torch.asin(sin2[ok]))
+            height2 = (
+                self.kalpha2_ratio * height[ok] * _lorentz_polarisation(center2) / _lorentz_polarisation(center[ok])
+            )
+            row, center, height = torch.cat([row, row[ok]]), torch.cat([center, center2]), torch.cat([height, height2])
+        if draws is not None:
+            center = center + torch.as_tensor(draws['shift'], device=device)[row]
+        theta = torch.deg2rad(center) / 2
+        widths = options['widths']
+        if widths['fwhm'] is not None:
+            width = torch.full_like(center, float(widths['fwhm']))
+        elif widths['caglioti'] is not None:
+            u, v, w = (float(x) for x in widths['caglioti'])
+            tan = torch.tan(theta)
+            width = torch.sqrt(torch.clamp(u * tan**2 + v * tan + w, min=1e-12))
+        else:
+            width = torch.rad2deg(SCHERRER_K * self.wavelength / (widths['crystallite_size'] * torch.cos(theta)))
+        if draws is not None:
+            width = width * torch.as_tensor(draws['broaden'], device=device)[row]
+        patterns = render_batch(n_rows, grid, row, center, height, width, options['shape'], options['eta'],
+                                options['window'])  # fmt: skip
+        if draws is not None:
+            augment: XrdAugmentation = options['augment']
+            peak = patterns.max(dim=1, keepdim=True).values
+            if augment.background:
+                curves = background_curves(grid, draws['chebyshev']) * draws['background'][:, None]
+                patterns = patterns + torch.as_tensor(curves, dtype=patterns.dtype, device=device) * peak
+            if augment.noise:
+                noise = np.stack(
+                    [np.random.default_rng(int(s)).standard_normal(len(grid)) for s in draws['noise_seed']]
+                )
+                noise_t = torch.as_tensor(noise, dtype=patterns.dtype, device=device)
+                patterns = torch.clamp(patterns + augment.noise * peak * noise_t, min=0)
+        if options['normalize']:
+            peak = patterns.max(dim=1, keepdim=True).values
+            patterns = torch.where(peak > 0, patterns / torch.where(peak > 0, peak, 1.0), patterns)
+        return patterns
+
+    # ------------------------------------------------------------------------------- numpy, one cell
     def _reflections(self, lattice: Any) -> tuple[np.ndarray, np.ndarray]:
         """Miller indices ``(M, 3)`` and ``|g|`` (1/Å) inside the 2θ range, one of each Friedel pair."""
         low, high = (2 * math.sin(math.radians(t / 2)) / self.wavelength for t in self.two_theta_range)
@@ -245,51 +511,93 @@ class XrdSimulator:
     def _peaks(self, structure: Any) -> Peaks:
         hkl, g, two_theta, intensity = self.reflections(structure)
         if not len(g):
-            empty = np.zeros(0)
-            return Peaks(empty, empty, [], empty, np.zeros(0, dtype=int))
+            return Peaks(np.zeros(0), np.zeros(0), [], np.zeros(0), np.zeros(0, dtype=int))
         keys, first, group = np.unique(
             np.round(two_theta / TWO_THETA_TOL).astype(np.int64), return_index=True, return_inverse=True
         )
+        group = group.reshape(-1)
         summed = np.bincount(group, weights=intensity, minlength=len(keys))
         keep = summed / summed.max() * 100 > SCALED_INTENSITY_TOL
         members = np.argsort(group, kind='stable')  # reflections by peak, in |g| order within a peak
         bounds = np.searchsorted(group[members], np.arange(len(keys) + 1))
-        families = _families(hkl[members], group[members], np.flatnonzero(keep), structure.lattice.is_hexagonal())
+        rank = np.cumsum(keep) - 1
+        selected = keep[group[members]]
+        indices = hkl[members][selected]
+        if structure.lattice.is_hexagonal():
+            indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
+        representatives, counts, family_peak = family_arrays(indices, rank[group[members]][selected])
         kept = summed[keep]
         return Peaks(
             two_theta=two_theta[first][keep],
             intensity=kept / kept.max() * 100,
-            hkls=families,
+            hkls=HklFamilies(representatives, counts, np.searchsorted(family_peak, np.arange(int(keep.sum()) + 1))),
             d_spacing=1.0 / g[first][keep],
             multiplicity=2 * np.diff(bounds)[keep],
         )
 
 
-def _families(
-    hkl: np.ndarray, peak_of: np.ndarray, peaks: np.ndarray, hexagonal: bool
-) -> list[dict[tuple[int, ...], int]]:
-    """Hkl families of the given peaks, all at once.
+def _lorentz_polarisation(two_theta: torch.Tensor) -> torch.Tensor:
+    theta = torch.deg2rad(two_theta) / 2
+    return (1 + torch.cos(2 * theta) ** 2) / (torch.sin(theta) ** 2 * torch.cos(theta))
 
-    Each reflection ``hkl`` (rows grouped by peak, ``peak_of``) stands for itself and its Friedel mate
-    ``-hkl``; members of one peak whose ``|h|, |k|, |l|`` (``|h|, |k|, |i|, |l|`` for hexagonal cells) are
-    permutations of each other form a family, represented by its largest index tuple, with the number of
-    members as multiplicity; families are listed in order of their first member (pymatgen's convention).
+
+def family_arrays(hkl: np.ndarray, peak_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hkl families of many peaks at once.
+
+    Each reflection ``hkl`` (rows grouped by peak, ``peak_of`` non-decreasing) stands for itself and its
+    Friedel mate ``-hkl``; members of one peak whose ``|h|, |k|, |l|`` (``|h|, |k|, |i|, |l|`` for hexagonal
+    cells) are permutations of each other form a family, represented by its largest index tuple, with the
+    number of members as multiplicity (pymatgen's ``get_unique_families`` convention).
+
+    :return: representatives ``(F, c)``, multiplicities ``(F,)`` and the peak of each family, ordered by
+        peak and, within a peak, by first member.
     """
-    selected = np.isin(peak_of, peaks)
-    hkl, peak_of = hkl[selected], peak_of[selected]
-    if hexagonal:
-        hkl = np.column_stack([hkl[:, 0], hkl[:, 1], -hkl[:, 0] - hkl[:, 1], hkl[:, 2]])
-    rows = np.empty((2 * len(hkl), hkl.shape[1]), dtype=np.int64)
+    n, columns = hkl.shape
+    if n == 0:
+        return np.zeros((0, columns), dtype=np.int64), np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+    hkl = hkl.astype(np.int64)
+    peak_of = peak_of.astype(np.int64)
+    base = int(np.abs(hkl).max()) + 1
+    width = 2 * base + 1
+    if width**columns * (int(peak_of.max()) + 1) >= 2**62:  # indices too large for one integer key
+        return _family_arrays_lexsort(hkl, peak_of)
+    signature = np.sort(np.abs(hkl), axis=1)  # the same for hkl and its Friedel mate -hkl
+    key = peak_of.copy()
+    for c in range(columns):
+        key = key * base + signature[:, c]
+    order = np.argsort(key, kind='stable')
+    ordered = key[order]
+    new = np.ones(n, dtype=bool)
+    new[1:] = ordered[1:] != ordered[:-1]
+    starts = np.flatnonzero(new)
+    first = order[starts]  # the earliest member (stable sort)
+    counts = 2 * np.diff(np.append(starts, n))  # each reflection and its Friedel mate
+    # representative: the largest of hkl and -hkl over the family, compared as index tuples
+    weights = width ** np.arange(columns - 1, -1, -1, dtype=np.int64)
+    row_key = np.maximum((hkl + base) @ weights, (base - hkl) @ weights)
+    best = np.maximum.reduceat(row_key[order], starts)
+    representatives = (best[:, None] // weights) % width - base
+    chronological = np.argsort(first, kind='stable')
+    return representatives[chronological], counts[chronological], peak_of[first][chronological]
+
+
+def _family_arrays_lexsort(hkl: np.ndarray, peak_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`family_arrays` for indices too large to pack into one integer (multi-key sorts)."""
+    n, columns = hkl.shape
+    rows = np.empty((2 * n, columns), dtype=np.int64)
     rows[0::2], rows[1::2] = hkl, -hkl
-    peak_of = np.repeat(peak_of, 2)
-    signature = np.column_stack([peak_of, np.sort(np.abs(rows), axis=1)])
-    _, first, family, counts = np.unique(signature, axis=0, return_index=True, return_inverse=True, return_counts=True)
-    family = family.reshape(-1)
-    # the largest member of each family: sort by family, then by the indices in decreasing order
-    order = np.lexsort((*(-rows[:, c] for c in reversed(range(rows.shape[1]))), family))
-    starts = np.searchsorted(family[order], np.arange(len(first)))
-    representative = rows[order[starts]]
-    by_peak: dict[int, dict[tuple[int, ...], int]] = {int(p): {} for p in peaks}
-    for f in np.argsort(first, kind='stable'):
-        by_peak[int(peak_of[first[f]])][tuple(int(v) for v in representative[f])] = int(counts[f])
-    return [by_peak[int(p)] for p in peaks]
+    peak = np.repeat(peak_of, 2)
+    signature = np.sort(np.abs(rows), axis=1)
+    order = np.lexsort((*(signature[:, c] for c in reversed(range(columns))), peak))  # stable
+    ordered_signature, ordered_peak = signature[order], peak[order]
+    new = np.ones(2 * n, dtype=bool)
+    new[1:] = (ordered_peak[1:] != ordered_peak[:-1]) | (ordered_signature[1:] != ordered_signature[:-1]).any(axis=1)
+    starts = np.flatnonzero(new)
+    family = np.empty(2 * n, dtype=np.int64)
+    family[order] = np.cumsum(new) - 1
+    first = order[starts]
+    counts = np.diff(np.append(starts, 2 * n))
+    by_size = np.lexsort((*(-rows[:, c] for c in reversed(range(columns))), family))
+    representatives = rows[by_size[np.searchsorted(family[by_size], np.arange(len(starts)))]]
+    chronological = np.argsort(first, kind='stable')
+    return representatives[chronological], counts[chronological], peak[first][chronological]

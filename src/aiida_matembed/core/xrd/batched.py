@@ -1,0 +1,479 @@
+"""Batched kinematic powder XRD in torch: every reflection of many structures at once, on CPU or GPU.
+
+Same physics and conventions as the numpy path in :mod:`.peaks` (see its docstring and references), arranged
+so that a whole batch is a handful of tensor operations instead of a Python loop:
+
+1. *Enumeration.* For each structure, the pairs ``(h, k)`` with ``|h| <= g_max |a|`` and ``|k| <= g_max |b|``
+   are listed in the Friedel half-space; for each pair the ``l`` with ``|h b1 + k b2 + l b3| <= g_max`` follow
+   from a quadratic inequality, so only reflections inside the limiting sphere are materialised (a box
+   would hold up to ~6x more for oblique cells). All ragged ranges are expanded with ``repeat_interleave``.
+2. *Structure factors* ``F = sum_j occ_j f_j(s) exp(2 pi i g.r_j)``: one entry per (reflection, scatterer)
+   pair of the same structure, in chunks of bounded size (a 2,000-atom cell with Mo K-alpha is ~10^9
+   pairs); form factors are evaluated once per (reflection, element of its structure).
+3. *Merging* of reflections with equal 2θ (1e-5°) and scaling per structure are segment reductions.
+
+All in float64; the result equals the numpy path to round-off (tested within 1e-9 relative).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cache
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+
+from ..elements import SYMBOLS, Z_MAX
+from ..structures import (
+    InvalidStructureError,
+    PartiallyOccupiedError,
+    prepare_cells,
+    to_pymatgen,
+    validate_structure,
+)
+
+__all__ = ('Reflections', 'Scatterers', 'compute_reflections', 'merge_reflections', 'read_scatterers', 'resolve_device')
+
+FORM_FACTOR_PREFACTOR = 41.78214
+"""``(h c)^2 / (...)`` constant of the scattering-factor parametrisation (pymatgen ``XRDCalculator``)."""
+PAIR_CHUNK = {'cpu': 1 << 20, 'cuda': 1 << 25}
+"""Largest number of (reflection, scatterer) pairs held at once, per device type (memory bound)."""
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """``None`` / ``'cpu'`` -> CPU; ``'auto'`` -> CUDA when present; ``'cuda'`` requires a GPU."""
+    if device is None:
+        return torch.device('cpu')
+    if device == 'auto':
+        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
+    if resolved.type == 'cuda' and not torch.cuda.is_available():
+        raise ValueError("device 'cuda' requested but torch sees no GPU (use device='auto' to fall back to CPU)")
+    if resolved.type not in ('cpu', 'cuda'):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+    return resolved
+
+
+@cache
+def form_factor_table() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coefficients ``a_k``, ``b_k`` ``(Z_MAX + 1, 4)`` by atomic number and a mask of elements that have them."""
+    from .peaks import scattering_params
+
+    params = scattering_params()
+    a = np.zeros((Z_MAX + 1, 4))
+    b = np.zeros((Z_MAX + 1, 4))
+    known = np.zeros(Z_MAX + 1, dtype=bool)
+    for z, symbol in enumerate(SYMBOLS, start=1):
+        if symbol in params:
+            a[z], b[z], known[z] = params[symbol][:, 0], params[symbol][:, 1], True
+    return a, b, known
+
+
+@dataclass(frozen=True)
+class Scatterers:
+    """The scattering sites of a batch of structures, flattened (one row per site and species)."""
+
+    lattice: np.ndarray
+    """``(S, 3, 3)`` lattice vectors as rows (Å)."""
+    frac: np.ndarray
+    """``(J, 3)`` fractional coordinates of every scatterer."""
+    z: np.ndarray
+    """``(J,)`` atomic numbers."""
+    occupancy: np.ndarray
+    """``(J,)`` site occupancies (1 for ordered structures)."""
+    ptr: np.ndarray
+    """``(S + 1,)`` scatterers of structure ``s`` are rows ``ptr[s]:ptr[s + 1]``."""
+
+    @property
+    def n_structures(self) -> int:
+        return len(self.lattice)
+
+
+def read_scatterers(items: Sequence[Any]) -> tuple[Scatterers, list[int], dict[int, Exception]]:
+    """Convert and validate a batch; return the scatterers of the good items, their indices and the others' errors.
+
+    Checks are those of :func:`~aiida_matembed.core.structures.validate_structure` with partial occupancy allowed.
+    """
+    _, _, known = form_factor_table()
+    cells = prepare_cells(items)
+    errors: dict[int, Exception] = {}
+    good: list[int] = []
+    lattices, fracs, zs, occupancies = [], [], [], []
+    for index, cell in enumerate(cells):
+        try:
+            if isinstance(cell, PartiallyOccupiedError):
+                structure = to_pymatgen(items[index])
+                validate_structure(structure, allow_partial_occupancy=True)
+                entries = [
+                    (sp.Z, float(amount), site.frac_coords) for site in structure for sp, amount in site.species.items()
+                ]
+                z = np.array([e[0] for e in entries], dtype=np.int64)
+                occupancy = np.array([e[1] for e in entries])
+                frac = np.array([e[2] for e in entries])
+                lattice = structure.lattice.matrix
+            elif isinstance(cell, Exception):
+                raise cell
+            else:
+                z, frac, lattice = cell.z, cell.frac, cell.lattice
+                occupancy = np.ones(len(z))
+            missing = z[~known[z]]
+            if missing.size:
+                raise InvalidStructureError(f'no X-ray scattering factors for element {SYMBOLS[int(missing[0]) - 1]}')
+        except Exception as exception:
+            errors[index] = exception
+            continue
+        good.append(index)
+        lattices.append(lattice)
+        fracs.append(frac)
+        zs.append(z)
+        occupancies.append(occupancy)
+    counts = np.array([len(z) for z in zs], dtype=np.int64)
+    scatterers = Scatterers(
+        lattice=np.stack(lattices) if lattices else np.zeros((0, 3, 3)),
+        frac=np.concatenate(fracs) if fracs else np.zeros((0, 3)),
+        z=np.concatenate(zs) if zs else np.zeros(0, dtype=np.int64),
+        occupancy=np.concatenate(occupancies) if occupancies else np.zeros(0),
+        ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
+    )
+    return scatterers, good, errors
+
+
+class Reflections(NamedTuple):
+    """Every reflection of a batch (one of each Friedel pair).
+
+    Sorted by structure, then by 2θ rounded to :data:`MERGE_TOLERANCE`, then by hkl in decreasing order.
+    """
+
+    structure: torch.Tensor
+    """``(M,)`` index of the structure in the batch."""
+    hkl: torch.Tensor
+    """``(M, 3)`` Miller indices."""
+    g: torch.Tensor
+    """``(M,)`` ``|g|`` (1/Å)."""
+    two_theta: torch.Tensor
+    """``(M,)`` 2θ (degrees)."""
+    intensity: torch.Tensor
+    """``(M,)`` ``2 |F|^2`` times the Lorentz-polarisation factor (both Friedel mates)."""
+
+
+def _ragged_arange(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """For counts ``c_i``: the owner ``i`` and the position ``0..c_i-1`` of each of ``sum(c)`` items."""
+    owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
+    starts = torch.cumsum(counts, 0) - counts
+    return owner, torch.arange(len(owner), device=counts.device) - starts[owner]
+
+
+class _Rods(NamedTuple):
+    """Non-empty rods ``(h, k, l_low .. l_low + count - 1)`` of reflections, grouped by structure."""
+
+    structure: torch.Tensor
+    h: torch.Tensor
+    k: torch.Tensor
+    l_low: torch.Tensor
+    length: torch.Tensor
+
+
+def _enumerate(
+    reciprocal: torch.Tensor, lengths: torch.Tensor, g_low: float, g_high: float
+) -> tuple[_Rods, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Every reflection with ``g_low <= |g| <= g_high``, in generation order (structure, h, k, l ascending).
+
+    :return: the rods, and per reflection its structure, rod, ``l``, ``|g|`` and ``g`` (Cartesian, 1/Å).
+    """
+    bounds = torch.floor(g_high * lengths).long()  # |h| <= |g| |a|
+    n_h, n_k = bounds[:, 0], bounds[:, 1]
+    width = 2 * n_k + 1
+    owner, position = _ragged_arange((n_h + 1) * width)
+    h = position // width[owner]
+    k = position % width[owner] - n_k[owner]
+    half = (h > 0) | (k >= 0)  # Friedel half-space: h > 0, or h = 0 and k >= 0 (l > 0 below when k = 0)
+    owner, h, k = owner[half], h[half], k[half]
+    b1, b2, b3 = reciprocal[owner, 0], reciprocal[owner, 1], reciprocal[owner, 2]
+    u = h[:, None] * b1 + k[:, None] * b2
+    qa = (b3 * b3).sum(1)
+    qb = 2 * (u * b3).sum(1)
+    qc = (u * u).sum(1) - g_high**2
+    root = torch.sqrt(torch.clamp(qb * qb - 4 * qa * qc, min=0))
+    l_low = torch.ceil((-qb - root) / (2 * qa) - 1e-6).long()  # widened; the exact |g| filter follows
+    l_high = torch.floor((-qb + root) / (2 * qa) + 1e-6).long()
+    l_low = torch.where((h == 0) & (k == 0), torch.clamp(l_low, min=1), l_low)
+    count = torch.clamp(l_high - l_low + 1, min=0)
+    nonempty = count > 0
+    rods = _Rods(owner[nonempty], h[nonempty], k[nonempty], l_low[nonempty], count[nonempty])
+    u, b3 = u[nonempty], b3[nonempty]
+    rod, position = _ragged_arange(rods.length)
+    l_index = rods.l_low[rod] + position
+    g_vec = u[rod] + l_index[:, None].to(u.dtype) * b3[rod]
+    g = torch.linalg.vector_norm(g_vec, dim=1)
+    keep = (g <= g_high) & (g >= g_low)
+    return rods, rods.structure[rod[keep]], rod[keep], l_index[keep], g[keep], g_vec[keep]
+
+
+def _slots(scatterers: Scatterers) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The distinct elements ("slots") of each structure: slot of every scatterer, slot atomic numbers, counts."""
+    ptr = scatterers.ptr
+    slot_of = np.zeros(len(scatterers.z), dtype=np.int64)
+    slot_z, slot_count = [], []
+    for s in range(scatterers.n_structures):
+        elements, inverse = np.unique(scatterers.z[ptr[s] : ptr[s + 1]], return_inverse=True)
+        slot_of[ptr[s] : ptr[s + 1]] = inverse.reshape(-1)
+        slot_z.append(elements)
+        slot_count.append(len(elements))
+    return slot_of, np.concatenate(slot_z), np.asarray(slot_count, dtype=np.int64)
+
+
+def _form_factors(
+    s2: torch.Tensor, slot_z: torch.Tensor, slot_start: torch.Tensor, n_slot: torch.Tensor, debye_waller: torch.Tensor
+) -> torch.Tensor:
+    """``f(s) exp(-B s^2)`` for every (reflection, element of its structure), flat, reflection-major."""
+    device = s2.device
+    a_table, b_table, _ = (torch.as_tensor(t, device=device) for t in form_factor_table())
+    reflection, position = _ragged_arange(n_slot)
+    z = slot_z[slot_start[reflection] + position]
+    s2_q = s2[reflection]
+    form = z - FORM_FACTOR_PREFACTOR * s2_q * (a_table[z] * torch.exp(-b_table[z] * s2_q[:, None])).sum(1)
+    return form * torch.exp(-debye_waller[z] * s2_q)
+
+
+def _structure_factors_gemm(
+    scatterers: Scatterers,
+    slot_of: np.ndarray,
+    slot_count: np.ndarray,
+    rods: _Rods,
+    structure: np.ndarray,
+    rod: np.ndarray,
+    l_index: np.ndarray,
+    form: np.ndarray,
+) -> np.ndarray:
+    """``F`` of reflections in generation order, one structure at a time, with matrix products (CPU).
+
+    ``exp(2 pi i (h x + k y + l z)) = exp(2 pi i (h x + k y)) exp(2 pi i l z)``: per element of a structure,
+    ``G[rod, l] = sum_j occ_j P[j, rod] Z[j, l]`` is one complex GEMM over the rods ``(h, k)`` and the ``l``
+    range, and ``F = sum_elements f(s) G``. Rods go in blocks so that ``P`` stays within ``PAIR_CHUNK``.
+    """
+    ptr = scatterers.ptr
+    rod_structure = rods.structure.numpy()
+    rod_h, rod_k, rod_l_low, rod_count = (t.numpy() for t in (rods.h, rods.k, rods.l_low, rods.length))
+    rod_bounds = np.searchsorted(rod_structure, np.arange(scatterers.n_structures + 1))
+    n_slot = slot_count[structure]
+    slot_start = np.cumsum(n_slot) - n_slot
+    out = np.zeros(len(rod), dtype=np.complex128)
+    two_pi_i = 2j * math.pi
+    for s in range(scatterers.n_structures):
+        atoms = slice(ptr[s], ptr[s + 1])
+        frac, occupancy, slot = scatterers.frac[atoms], scatterers.occupancy[atoms], slot_of[atoms]
+        n_elements = int(slot_count[s])
+        block = max(1, PAIR_CHUNK['cpu'] // len(frac))
+        for r0 in range(int(rod_bounds[s]), int(rod_bounds[s + 1]), block):
+            r1 = min(r0 + block, int(rod_bounds[s + 1]))
+            m0, m1 = int(np.searchsorted(rod, r0)), int(np.searchsorted(rod, r1))
+            if m0 == m1:
+                continue
+            l_min = int(rod_l_low[r0:r1].min())
+            l_max = int((rod_l_low[r0:r1] + rod_count[r0:r1]).max()) - 1
+            planar = np.exp(two_pi_i * (np.outer(frac[:, 0], rod_h[r0:r1]) + np.outer(frac[:, 1], rod_k[r0:r1])))
+            planar *= occupancy[:, None]
+            axial = np.exp(two_pi_i * np.outer(frac[:, 2], np.arange(l_min, l_max + 1)))
+            index = (rod[m0:m1] - r0) * (l_max - l_min + 1) + (l_index[m0:m1] - l_min)
+            forms = form[slot_start[m0:m1, None] + np.arange(n_elements)]  # (reflections, elements)
+            if n_elements == 1:
+                out[m0:m1] = forms[:, 0] * (planar.T @ axial).ravel()[index]
+                continue
+            for e in range(n_elements):
+                mine = slot == e
+                out[m0:m1] += forms[:, e] * (planar[mine].T @ axial[mine]).ravel()[index]
+    return out
+
+
+def _structure_factors_pairs(
+    scatterers: Scatterers,
+    slot_of: np.ndarray,
+    slot_count: np.ndarray,
+    structure: torch.Tensor,
+    hkl: torch.Tensor,
+    form: torch.Tensor,
+    device: torch.device,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Real and imaginary ``F``: one term per (reflection, scatterer) pair, in chunks (GPU-friendly)."""
+    f64 = torch.float64
+    n_scat = torch.as_tensor(np.diff(scatterers.ptr), device=device)
+    scat_ptr = torch.as_tensor(scatterers.ptr[:-1], device=device)
+    frac = torch.as_tensor(scatterers.frac, dtype=f64, device=device)
+    occupancy = torch.as_tensor(scatterers.occupancy, dtype=f64, device=device)
+    slot_of_t = torch.as_tensor(slot_of, device=device)
+    n_slot = torch.as_tensor(slot_count, device=device)[structure]
+    slot_start = torch.cumsum(n_slot, 0) - n_slot
+    f_real = torch.zeros(len(structure), dtype=f64, device=device)
+    f_imag = torch.zeros(len(structure), dtype=f64, device=device)
+    pairs_per_reflection = n_scat[structure]
+    limit = PAIR_CHUNK.get(device.type, PAIR_CHUNK['cpu'])
+    ends = torch.cumsum(pairs_per_reflection, 0).cpu().numpy()
+    hkl_f = hkl.to(f64)
+    start = 0
+    while start < len(structure):
+        base = ends[start - 1] if start else 0
+        stop = max(start + 1, int(np.searchsorted(ends, base + limit, side='right')))
+        part = slice(start, stop)
+        pair_r, position = _ragged_arange(pairs_per_reflection[part])
+        j = scat_ptr[structure[part]][pair_r] + position
+        h, k, l_ = (hkl_f[part, c][pair_r] for c in range(3))
+        phase = (2 * math.pi) * (h * frac[j, 0] + k * frac[j, 1] + l_ * frac[j, 2])
+        weight = form[slot_start[part][pair_r] + slot_of_t[j]] * occupancy[j]
+        zeros = torch.zeros(stop - start, dtype=f64, device=device)
+        f_real[part] = zeros.index_add(0, pair_r, weight * torch.cos(phase))
+        f_imag[part] = zeros.index_add(0, pair_r, weight * torch.sin(phase))
+        start = stop
+    return f_real, f_imag
+
+
+def compute_reflections(
+    scatterers: Scatterers,
+    wavelength: float,
+    two_theta_range: tuple[float, float],
+    debye_waller: dict[str, float],
+    device: torch.device,
+    *,
+    preferred_orientation: tuple[np.ndarray, np.ndarray] | None = None,
+    method: str | None = None,
+) -> Reflections:
+    """All reflections of a batch and their intensities, sorted as :class:`Reflections` says.
+
+    :param preferred_orientation: optional March-Dollase correction, ``(directions (S, 3), r (S,))``: the
+        preferred-orientation axis of each structure as a reciprocal-lattice vector ``(h, k, l)`` and the
+        March parameter ``r`` (1 = random powder). Each reflection is scaled by
+        ``(r^2 cos^2 a + sin^2 a / r)^(-3/2)`` where ``a`` is its angle to the axis (Dollase, J. Appl.
+        Cryst. 19, 267 (1986)).
+    :param method: structure factors by ``'gemm'`` (per-structure matrix products, the CPU default) or
+        ``'pairs'`` (one batched term per reflection and scatterer, the GPU default).
+    """
+    f64 = torch.float64
+    low, high = (2 * math.sin(math.radians(t / 2)) / wavelength for t in two_theta_range)
+    method = method or ('gemm' if device.type == 'cpu' else 'pairs')
+    if method not in ('gemm', 'pairs') or (method == 'gemm' and device.type != 'cpu'):
+        raise ValueError(f"method must be 'gemm' (CPU only) or 'pairs', got {method!r} on {device}")
+    lattice = torch.as_tensor(scatterers.lattice, dtype=f64, device=device)
+    if not len(lattice):
+        empty = torch.zeros(0, dtype=f64, device=device)
+        index = torch.zeros(0, dtype=torch.long, device=device)
+        return Reflections(index, torch.zeros((0, 3), dtype=torch.long, device=device), empty, empty, empty)
+    reciprocal = torch.linalg.inv(lattice).transpose(1, 2)  # rows b_i with a_i . b_j = delta_ij (no 2 pi)
+    rods, structure, rod, l_index, g, g_vec = _enumerate(
+        reciprocal, torch.linalg.vector_norm(lattice, dim=2), low, high
+    )
+    hkl = torch.stack([rods.h[rod], rods.k[rod], l_index], dim=1)
+    s2 = (g / 2) ** 2
+    theta = torch.asin(torch.clamp(wavelength * g / 2, -1, 1))
+
+    slot_of, slot_z, slot_count = _slots(scatterers)
+    dw = np.zeros(Z_MAX + 1)
+    for symbol, value in debye_waller.items():
+        dw[SYMBOLS.index(symbol) + 1] = float(value)
+    n_slot = torch.as_tensor(slot_count, device=device)[structure]
+    slot_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(slot_count)]), device=device)
+    form = _form_factors(s2, torch.as_tensor(slot_z, device=device), slot_ptr[structure], n_slot,
+                         torch.as_tensor(dw, device=device))  # fmt: skip
+    if method == 'gemm':
+        f = _structure_factors_gemm(
+            scatterers, slot_of, slot_count, rods, structure.numpy(), rod.numpy(), l_index.numpy(), form.numpy()
+        )
+        f_squared = torch.as_tensor(f.real**2 + f.imag**2)
+    else:
+        f_real, f_imag = _structure_factors_pairs(scatterers, slot_of, slot_count, structure, hkl, form, device)
+        f_squared = f_real**2 + f_imag**2
+    cos2t = torch.cos(2 * theta)
+    lorentz = (1 + cos2t**2) / (torch.sin(theta) ** 2 * torch.cos(theta))
+    intensity = 2 * f_squared * lorentz
+    if preferred_orientation is not None:
+        directions, march = preferred_orientation
+        axis = torch.einsum('si,sij->sj', torch.as_tensor(directions, dtype=f64, device=device), reciprocal)
+        axis = axis / torch.linalg.vector_norm(axis, dim=1, keepdim=True)
+        cos_a = (g_vec * axis[structure]).sum(1) / g
+        r = torch.as_tensor(march, dtype=f64, device=device)[structure]
+        intensity = intensity * (r**2 * cos_a**2 + (1 - cos_a**2) / r) ** -1.5
+    two_theta = torch.rad2deg(2 * theta)
+    # one stable sort on (structure, 2θ bin) of the reversed generation order: equal bins keep hkl decreasing
+    key = (structure << _BIN_BITS) | torch.round(two_theta / MERGE_TOLERANCE).long()
+    reverse = torch.arange(len(key) - 1, -1, -1, device=device)
+    order = reverse[torch.sort(key[reverse], stable=True).indices]
+    return Reflections(structure[order], hkl[order], g[order], two_theta[order], intensity[order])
+
+
+MERGE_TOLERANCE = 1e-5
+"""Reflections whose 2θ (degrees) round to the same multiple of this are one peak (pymatgen's tolerance)."""
+_BIN_BITS = 25  # 180 / 1e-5 < 2^25
+
+
+class MergedPeaks(NamedTuple):
+    """Reflections with equal 2θ (within 1e-5°) summed into peaks; all tensors on the batch's device."""
+
+    structure: torch.Tensor
+    """``(P,)`` structure of each peak."""
+    two_theta: torch.Tensor
+    """``(P,)`` smallest 2θ of the peak's reflections (degrees)."""
+    g: torch.Tensor
+    """``(P,)`` smallest ``|g|`` of the peak's reflections (1/Å)."""
+    intensity: torch.Tensor
+    """``(P,)`` summed intensity (arbitrary units)."""
+    n_reflections: torch.Tensor
+    """``(P,)`` number of reflections (one per Friedel pair) in the peak."""
+    peak_of: torch.Tensor
+    """``(M,)`` peak of each reflection."""
+
+
+def merge_reflections(reflections: Reflections) -> MergedPeaks:
+    """Sum reflections of the same structure whose 2θ round to the same multiple of :data:`MERGE_TOLERANCE`."""
+    device = reflections.g.device
+    bins = torch.round(reflections.two_theta / MERGE_TOLERANCE).long()
+    new = torch.ones(len(bins), dtype=torch.bool, device=device)
+    if len(bins) > 1:
+        new[1:] = (bins[1:] != bins[:-1]) | (reflections.structure[1:] != reflections.structure[:-1])
+    peak_of = torch.cumsum(new.long(), 0) - 1
+    first = torch.nonzero(new).reshape(-1)
+    n_peaks = len(first)
+    intensity = torch.zeros(n_peaks, dtype=reflections.intensity.dtype, device=device)
+    intensity.index_add_(0, peak_of, reflections.intensity)
+    count = torch.zeros(n_peaks, dtype=torch.long, device=device).index_add_(0, peak_of, torch.ones_like(peak_of))
+    # position of the peak: its smallest 2θ (reflections in one bin may differ by up to the tolerance)
+    two_theta = torch.full((n_peaks,), math.inf, dtype=reflections.two_theta.dtype, device=device)
+    two_theta = two_theta.scatter_reduce(0, peak_of, reflections.two_theta, reduce='amin')
+    g = torch.full((n_peaks,), math.inf, dtype=reflections.g.dtype, device=device)
+    g = g.scatter_reduce(0, peak_of, reflections.g, reduce='amin')
+    return MergedPeaks(reflections.structure[first], two_theta, g, intensity, count, peak_of)
+
+
+def segment_max(values: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
+    """Maximum of ``values`` per segment (0 for empty segments; values are >= 0)."""
+    out = torch.zeros(n_segments, dtype=values.dtype, device=values.device)
+    return out.scatter_reduce(0, segment, values, reduce='amax', include_self=True)
+
+
+def is_hexagonal(lattice: np.ndarray, angle_tol: float = 5.0, length_tol: float = 0.01) -> np.ndarray:
+    """Pymatgen's ``Lattice.is_hexagonal`` for a stack of lattices ``(S, 3, 3)``, vectorised.
+
+    Two angles within ``angle_tol`` of 90°, one within it of 60° or 120°, and the lengths of the axes at the
+    positions of the two right angles equal within ``length_tol`` Å (pymatgen's exact test).
+    """
+    lengths = np.linalg.norm(lattice, axis=2)
+    pairs = [(1, 2), (2, 0), (0, 1)]  # alpha = angle(b, c), beta = angle(c, a), gamma = angle(a, b)
+    angles = np.stack(
+        [
+            np.degrees(
+                np.arccos(np.clip((lattice[:, i] * lattice[:, j]).sum(1) / (lengths[:, i] * lengths[:, j]), -1, 1))
+            )
+            for i, j in pairs
+        ],
+        axis=1,
+    )
+    right = np.abs(angles - 90) <= angle_tol
+    hexa = (np.abs(angles - 60) <= angle_tol) | (np.abs(angles - 120) <= angle_tol)
+    out = (right.sum(1) == 2) & (hexa.sum(1) == 1)
+    first_right = np.argmax(right, axis=1)
+    second_right = 2 - np.argmax(right[:, ::-1], axis=1)
+    rows = np.arange(len(lattice))
+    return out & (np.abs(lengths[rows, first_right] - lengths[rows, second_right]) <= length_tol)
