@@ -100,7 +100,7 @@ def simulate_xrd_structures(
     """
     _settings(parameters)
     nodes = store_structures(structures)
-    inputs = {'structures': nodes, 'parameters': orm.Dict(parameters or {}).store()}
+    inputs: dict[str, Any] = {'structures': nodes, 'parameters': orm.Dict(parameters or {}).store()}
     if use_cache:
         with enable_caching(identifier=SIMULATE_XRD_IDENTIFIER):
             outputs, process = simulate_xrd.run_get_node(**inputs)

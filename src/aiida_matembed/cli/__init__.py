@@ -1,4 +1,4 @@
-"""``verdi data matembed``: list representations, featurise, show and export results."""
+"""``verdi data matembed``: list representations, featurise, simulate XRD, show and export results."""
 
 from __future__ import annotations
 
@@ -27,6 +27,50 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
         except json.JSONDecodeError:
             params[key.strip()] = raw
     return params
+
+
+def _check_selection(structures: tuple[Any, ...], group: Any) -> None:
+    """Refuse (``echo_critical``) giving both or neither of pks and ``--group``, and pks of non-structures."""
+    from aiida import orm
+
+    if bool(structures) == (group is not None):
+        echo.echo_critical('give either structure pks or --group, not both / neither')
+    bad = [n.pk for n in structures if not isinstance(n, orm.StructureData)]
+    if bad:
+        echo.echo_critical(f'not StructureData: {bad}')
+
+
+def _load_structures(pks: list[int]) -> list[Any]:
+    """Load the ``StructureData`` of ``pks`` with one query per 5,000, in the order of ``pks``."""
+    from aiida import orm
+
+    nodes = []
+    for start in range(0, len(pks), 5000):  # bounded IN clauses
+        chunk = pks[start : start + 5000]
+        nodes.extend(orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True))
+    position = {pk: i for i, pk in enumerate(pks)}
+    nodes.sort(key=lambda n: position[n.pk])
+    return nodes
+
+
+def _group_structure_pks(group: Any) -> list[int]:
+    """Return the pks of every ``StructureData`` in ``group``, in increasing order."""
+    from aiida import orm
+
+    query = orm.QueryBuilder().append(orm.Group, filters={'id': group.pk}, tag='group')
+    query.append(orm.StructureData, with_group='group', project='id')
+    return sorted(query.all(flat=True))
+
+
+def _formula(node: Any) -> str:
+    """Reduced formula of a ``StructureData`` (``NaCl``), or its Hill formula if that cannot be reduced."""
+    from pymatgen.core import Composition
+
+    formula = node.get_formula(mode='hill')
+    try:
+        return Composition(formula).reduced_formula
+    except Exception:
+        return formula
 
 
 @click.group('matembed', cls=VerdiCommandGroup)
@@ -95,8 +139,7 @@ def cmd_featurize(
         echo.echo_critical(str(exception))
     if store_graphs and rep.output_kind != 'graph':
         echo.echo_critical(f'--store-graphs is only possible for a graph representation, not {representation}')
-    if bool(structures) == (group is not None):
-        echo.echo_critical('give either structure pks or --group, not both / neither')
+    _check_selection(structures, group)
     if group is not None and submit:
         inputs: dict[str, Any] = {
             'group': orm.Str(group.uuid),
@@ -114,18 +157,13 @@ def cmd_featurize(
         pks = pending_structure_pks(group, representation, parameters, skip_existing=not force)
         echo.echo_report(f'{len(pks)} structure(s) of group {group.label!r} need {representation}')
     else:
-        bad = [n.pk for n in structures if not isinstance(n, orm.StructureData)]
-        if bad:
-            echo.echo_critical(f'not StructureData: {bad}')
         pks = [n.pk for n in structures]
         parameters = resolve_params(representation, parameters, pks=pks)
     results = []
     with click.progressbar(length=len(pks), label='featurising', show_pos=True) as bar:
         for start in range(0, len(pks), batch_size):
             chunk = pks[start : start + batch_size]
-            nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True)
-            position = {pk: i for i, pk in enumerate(chunk)}
-            nodes.sort(key=lambda n: position[n.pk])
+            nodes = _load_structures(chunk)
             features, process = featurize_structures(nodes, representation, parameters, store_graphs=store_graphs)
             results.append((features, process))
             bar.update(len(chunk))
@@ -141,6 +179,157 @@ def cmd_featurize(
             echo.echo_success(f'CrystalGraphsData<{graphs.pk}> ({graphs.base.attributes.get("n_graphs")} graphs)')
         for failure in features.failures[:10]:
             echo.echo_warning(f'  StructureData<{failure["pk"]}>: {failure["message"]}')
+
+
+def _wavelength(value: str) -> str | float:
+    """``--wavelength``: a number is a wavelength in Å, anything else an anode name."""
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
+@cmd_matembed.command('xrd')
+@arguments.NODES('structures', required=False)
+@options.GROUP(help='Simulate every StructureData of this Group.')
+@click.option(
+    '-w',
+    '--wavelength',
+    default='CuKa',
+    show_default=True,
+    help='Anode line (CuKa, CuKa1, MoKa, CrKa, FeKa, CoKa, AgKa, ...) or a wavelength in Å.',
+)
+@click.option('--two-theta-min', type=float, default=10.0, show_default=True, help='Lowest 2θ (degrees).')
+@click.option('--two-theta-max', type=float, default=110.0, show_default=True, help='Highest 2θ (degrees).')
+@click.option(
+    '--step', type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True, help='2θ step (degrees).'
+)
+@click.option(
+    '--shape',
+    type=click.Choice(['gaussian', 'lorentzian', 'pseudo-voigt']),
+    default='pseudo-voigt',
+    show_default=True,
+    help='Peak shape of the profiles.',
+)
+@click.option(
+    '--fwhm', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True, help='Peak FWHM (degrees).'
+)
+@click.option(
+    '--eta', type=click.FloatRange(0, 1), default=0.5, show_default=True, help='Lorentzian fraction (pseudo-Voigt).'
+)
+@click.option('--doublet/--no-doublet', default=False, show_default=True, help='Render K-alpha1/K-alpha2 doublets.')
+@click.option(
+    '--plot',
+    'plot_path',
+    type=click.Path(dir_okay=False, path_type=Path),
+    help='Save a figure (e.g. out.png) of the first successful structure (or of --row).',
+)
+@click.option('--row', type=click.IntRange(min=0), help='Row (position in the batch) to plot; default: first success.')
+@click.option(
+    '--export',
+    'export_dir',
+    type=click.Path(file_okay=False, path_type=Path),
+    help='Write one <row>_<formula>.xy file (2θ, profile) per successful structure into this folder.',
+)
+@decorators.with_dbenv()
+def cmd_xrd(
+    structures: tuple[Any, ...],
+    group: Any,
+    wavelength: str,
+    two_theta_min: float,
+    two_theta_max: float,
+    step: float,
+    shape: str,
+    fwhm: float,
+    eta: float,
+    doublet: bool,
+    plot_path: Path | None,
+    row: int | None,
+    export_dir: Path | None,
+) -> None:
+    """Simulate the powder XRD patterns of STRUCTURES (pks / UUIDs) or a Group as one XrdPatternsData.
+
+    Structures that fail are reported and stored as NaN rows; the others are kept.
+    """
+    from ..calculations.xrd import simulate_xrd_structures
+    from ..core.xrd import XrdSimulator, write_xy
+    from ..core.xrd.profiles import two_theta_grid
+
+    _check_selection(structures, group)
+    parameters: dict[str, Any] = {
+        'wavelength': _wavelength(wavelength),
+        'two_theta_range': [two_theta_min, two_theta_max],
+        'step': step,
+        'shape': shape,
+        'fwhm': fwhm,
+        'eta': eta,
+        'doublet': doublet,
+    }
+    try:  # the grid is checked here too, so that nothing is stored for settings that cannot work
+        simulator = XrdSimulator(parameters['wavelength'], (two_theta_min, two_theta_max), doublet=doublet)
+        two_theta_grid(simulator.two_theta_range, step)
+    except ValueError as exception:
+        echo.echo_critical(f'invalid XRD settings: {exception}')
+    if group is not None:
+        pks = _group_structure_pks(group)
+        if not pks:
+            echo.echo_critical(f'group {group.label!r} has no StructureData')
+    else:
+        pks = [n.pk for n in structures]
+    if row is not None and row >= len(pks):
+        echo.echo_critical(f'--row {row} is out of range: {len(pks)} structure(s) selected')
+    nodes = _load_structures(pks)
+    echo.echo_report(f'simulating the XRD patterns of {len(nodes)} structure(s)')
+    try:
+        patterns, process = simulate_xrd_structures(nodes, parameters)
+    except ValueError as exception:
+        echo.echo_critical(f'invalid XRD settings: {exception}')
+    attributes = patterns.base.attributes
+    n_failed = attributes.get('n_failed')
+    cached = process.base.caching.get_cache_source()
+    echo.echo_success(
+        f'XrdPatternsData<{patterns.pk}> ({attributes.get("n_patterns")} patterns, {n_failed} failed) '
+        f'from {process.process_label}<{process.pk}>' + (' (cached)' if cached else '')
+    )
+    failures = patterns.failures
+    for failure in failures:
+        echo.echo_warning(
+            f'  row {failure["index"]} StructureData<{nodes[failure["index"]].pk}>: '
+            f'{failure.get("error_type") or "error"}: {failure["message"]}'
+        )
+    failed_rows = {int(f['index']) for f in failures}
+    good_rows = [i for i in range(len(nodes)) if i not in failed_rows]
+    if export_dir is not None:
+        export_dir.mkdir(parents=True, exist_ok=True)
+        grid, profiles = patterns.grid, patterns.profiles
+        settings = json.dumps(attributes.get('settings'))
+        for index in good_rows:
+            node = nodes[index]
+            formula = _formula(node)
+            stem = ''.join(c for c in formula if c.isalnum() or c in '._-') or str(node.pk)
+            header = (
+                f'{formula} StructureData<{node.pk}> {node.uuid}\n'
+                f'row {index} of XrdPatternsData<{patterns.pk}> {patterns.uuid}\n'
+                f'settings: {settings}\n'
+                '2theta(deg) intensity'
+            )
+            write_xy(export_dir / f'{index}_{stem}.xy', grid, profiles[index], header=header)
+        echo.echo_success(f'wrote {len(good_rows)} .xy file(s) to {export_dir}')
+    if plot_path is not None:
+        from ..core.xrd.plot import plot_pattern
+
+        if row is None:
+            if not good_rows:
+                echo.echo_critical('no structure succeeded; nothing to plot')
+            row = good_rows[0]
+        elif row in failed_rows:
+            echo.echo_critical(f'row {row} failed; nothing to plot')
+        value = attributes.get('wavelength')
+        angstrom = attributes.get('wavelength_angstrom')
+        label = f'{value} ({angstrom:g} Å)' if isinstance(value, str) else f'λ = {angstrom:g} Å'
+        title = f'{_formula(nodes[row])}, {label}'
+        plot_pattern(patterns.grid, patterns.profiles[row], patterns.peaks(row), title=title, path=plot_path)
+        echo.echo_success(f'plotted row {row} (StructureData<{nodes[row].pk}>) to {plot_path}')
 
 
 @cmd_matembed.command('show')

@@ -87,3 +87,43 @@ def test_partial_occupancy_weights_the_scattering(examples):
     ours = XrdSimulator().peaks(disordered)
     expected = XRDCalculator().get_pattern(disordered, two_theta_range=(10, 110))
     np.testing.assert_allclose(ours.intensity, expected.y, rtol=1e-7)
+
+
+@pytest.mark.parametrize(('anode', 'every', 'max_sites'), [('CuKa', 5, 80), ('MoKa', 12, 40)])
+def test_peaks_agree_with_pymatgen_on_the_pyriodic_prototypes(anode, every, max_sites):
+    """The acceptance check of issue #4 on pyriodic-aflow's prototypes (CI subset; the benchmark runs all 579).
+
+    Every pymatgen peak above 0.5 found within 1e-3° with intensity within 0.5 and the same hkl families, and
+    no extra peak above 0.5. Four prototypes have sites closer than 0.5 Å (disorder in the source): they are
+    recorded as failures, the rest of the batch is kept.
+    """
+    from pymatgen.analysis.diffraction.xrd import XRDCalculator
+
+    from aiida_matembed.core.datasets import load_pyriodic_prototypes
+    from aiida_matembed.testing.xrd import compare_with_pymatgen
+
+    structures = [p.structure for p in load_pyriodic_prototypes() if len(p.structure) <= max_sites][::every]
+    reference = XRDCalculator(anode)
+    results = XrdSimulator(anode).peaks_many(structures, errors='record')
+    checked = 0
+    for structure, ours in zip(structures, results, strict=True):
+        if ours.error is not None:
+            assert 'overlapping atoms' in ours.error
+            continue
+        agreement = compare_with_pymatgen(ours, reference.get_pattern(structure, two_theta_range=(10, 110)))
+        assert agreement.ok, agreement.problems
+        checked += 1
+    assert checked >= len(structures) - 1 > 10
+
+
+def test_pyriodic_prototypes_load_with_their_decoration():
+    from aiida_matembed.core.datasets import PYRIODIC_DECORATION, load_pyriodic_prototypes
+
+    prototypes = load_pyriodic_prototypes()
+    assert len(prototypes) == 579
+    rocksalt = [p for p in prototypes if p.label.startswith('cF8-') and p.aflow.endswith('_225')]
+    assert rocksalt and all(len(p.structure) == 8 for p in rocksalt)
+    species = {str(el) for p in prototypes for el in p.structure.composition.elements}
+    assert species <= set(PYRIODIC_DECORATION)
+    hexagonal = next(p for p in prototypes if p.label.startswith('hP'))
+    assert hexagonal.structure.lattice.gamma == pytest.approx(120, abs=1e-6)

@@ -1,4 +1,4 @@
-"""Structure sets that ship offline: the package's example structures and pymatgen's AFLOW prototypes."""
+"""Structure sets that ship offline: the package's examples, pymatgen's and pyriodic-aflow's AFLOW prototypes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,11 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ('LabelledStructure', 'load_aflow_prototypes', 'load_example_structures')
+__all__ = ('PYRIODIC_DECORATION', 'LabelledStructure', 'load_aflow_prototypes', 'load_example_structures',
+           'load_pyriodic_prototypes')  # fmt: skip
+
+PYRIODIC_DECORATION = ('Fe', 'O', 'Si', 'Ba', 'Cl')
+"""Elements given to pyriodic-aflow's anonymous atom types 0, 1, 2, ... (fixed, so results are reproducible)."""
 
 
 class LabelledStructure(NamedTuple):
@@ -46,3 +50,30 @@ def load_aflow_prototypes() -> list[LabelledStructure]:
         LabelledStructure(e['tags']['mineral'] or e['tags']['aflow'], e['tags']['aflow'], Structure.from_dict(e['snl']))
         for e in entries
     ]
+
+
+def load_pyriodic_prototypes() -> list[LabelledStructure]:
+    """Return the 579 AFLOW prototypes of the ``pyriodic-aflow`` package, decorated deterministically.
+
+    pyriodic-aflow stores each prototype as Cartesian positions (Å, float32), anonymous integer atom types and
+    a HOOMD box ``(Lx, Ly, Lz, xy, xz, yz)``, i.e. lattice vectors ``(Lx, 0, 0)``, ``(xy Ly, Ly, 0)`` and
+    ``(xz Lz, yz Lz, Lz)``. Type ``t`` becomes element ``PYRIODIC_DECORATION[t]``. The label is pyriodic's
+    name (Pearson symbol and formula), ``aflow`` its Pearson symbol and space-group number.
+
+    :raises ImportError: when ``pyriodic-aflow`` is not installed.
+    """
+    from pymatgen.core import Lattice, Structure
+
+    try:
+        path = resources.files('pyriodic_aflow').joinpath('unit_cells/aflow_db.json')
+    except ModuleNotFoundError:
+        raise ImportError('the pyriodic prototypes need pyriodic-aflow: pip install pyriodic-aflow') from None
+    out = []
+    for entry in json.loads(path.read_text()):
+        lx, ly, lz, xy, xz, yz = entry['box']
+        lattice = Lattice([[lx, 0.0, 0.0], [xy * ly, ly, 0.0], [xz * lz, yz * lz, lz]])
+        species = [PYRIODIC_DECORATION[t] for t in entry['types']]
+        structure = Structure(lattice, species, entry['positions'], coords_are_cartesian=True)
+        pearson = entry['name'].split('-', 1)[0]
+        out.append(LabelledStructure(entry['name'], f'{pearson}_{entry["space_group"]}', structure))
+    return out

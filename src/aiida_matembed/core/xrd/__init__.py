@@ -1,15 +1,14 @@
-"""Powder X-ray diffraction: kinematic peak positions, intensities and hkl families.
+"""Powder X-ray diffraction: kinematic peaks, gridded profiles and measured-pattern files.
 
-Issue #4 is in progress. What exists: :class:`XrdSimulator` with :meth:`~XrdSimulator.peaks` /
-:meth:`~XrdSimulator.peaks_many` (numpy, pinned peak by peak against pymatgen's ``XRDCalculator``) and
-:meth:`~XrdSimulator.profiles_many` (Gaussian / Lorentzian / pseudo-Voigt on an even 2θ grid; constant,
-Caglioti or Scherrer widths), the ``matembed.xrd`` representation, and ``.xy`` / ``.xye`` files
-(:func:`read_xy`, :func:`write_xy`); in the AiiDA layer the ``matembed.xrd_patterns`` node and the batched
-``matembed.simulate_xrd`` calcfunction. Still to come: the batched torch path, K-alpha doublets,
-augmentations, the ``verdi data matembed xrd`` command and the speed
-targets (not met yet: the numpy path computes one structure at a time).
+* :class:`XrdSimulator`: :meth:`~XrdSimulator.peaks` (numpy, one structure), :meth:`~XrdSimulator.peaks_many`,
+  :meth:`~XrdSimulator.profiles_many` and :meth:`~XrdSimulator.patterns_many` (batched torch path of
+  :mod:`.batched`, CPU or GPU); pinned peak by peak against pymatgen's ``XRDCalculator``;
+* profiles (:mod:`.profiles`): Gaussian / Lorentzian / pseudo-Voigt on an even 2θ grid, constant, Caglioti or
+  Scherrer widths, optional K-alpha doublet; seeded augmentations (:class:`XrdAugmentation`);
+* ``.xy`` / ``.xye`` files (:func:`read_xy`, :func:`write_xy`).
 """
 
+from .augment import XrdAugmentation
 from .io import MeasuredPattern, PatternFileError, read_xy, write_xy
 from .peaks import Peaks, XrdSimulator
 from .wavelengths import WAVELENGTHS, resolve_wavelength
@@ -19,6 +18,7 @@ __all__ = (
     'MeasuredPattern',
     'PatternFileError',
     'Peaks',
+    'XrdAugmentation',
     'XrdSimulator',
     'read_xy',
     'resolve_wavelength',
