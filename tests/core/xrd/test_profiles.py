@@ -87,3 +87,21 @@ def test_bad_structure_in_a_batch_is_a_nan_row():
         XrdSimulator().profiles_many([ROCKSALT, overlapping])
     _, patterns = XrdSimulator().profiles_many([ROCKSALT, overlapping, ROCKSALT], errors='record')
     assert np.isnan(patterns[1]).all() and np.isfinite(patterns[[0, 2]]).all()
+
+
+def test_peaks_just_outside_the_grid_add_their_tails_to_their_own_row_only():
+    """Regression: a peak centred beyond the grid end (K-alpha2 companions, zero shifts) must not spill over."""
+    import torch
+
+    from aiida_matembed.core.xrd.profiles import render_batch
+
+    grid = two_theta_grid((10.0, 20.0), 0.05)
+    centers = torch.tensor([20.3, 9.8, 15.0], dtype=torch.float64)
+    rows = torch.tensor([0, 0, 2])
+    out = render_batch(3, grid, rows, centers, torch.ones(3, dtype=torch.float64),
+                       torch.full((3,), 0.2, dtype=torch.float64), 'lorentzian', window=math.inf)  # fmt: skip
+    expected = render_profile(grid, np.array([20.3, 9.8]), np.ones(2), np.full(2, 0.2), 'lorentzian')
+    np.testing.assert_allclose(out[0].numpy(), expected, rtol=1e-5)
+    assert not out[1].any()
+    _, patterns = XrdSimulator('MoKa', (10, 110), doublet=True).profiles_many([ROCKSALT] * 2, step=0.05, fwhm=0.2)
+    np.testing.assert_allclose(patterns[0], patterns[1])

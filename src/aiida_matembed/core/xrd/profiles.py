@@ -145,10 +145,13 @@ def render_batch(
         components.append(('gaussian', gauss_weight, min(window, 5.0)))
     if gauss_weight < 1:
         components.append(('lorentzian', 1 - gauss_weight, window))
-    reaches = [
-        n_points if w * float(width.max()) >= n_points else math.ceil(w * float(width.max())) for _, _, w in components
-    ]
-    pad = max(reaches)
+    # the exact sum (infinite window) must reach every grid point, also from centres outside the grid
+    beyond = max(0.0, -float(position.min()), float(position.max()) - (n_points - 1))
+    whole = n_points + math.ceil(beyond)
+    widest = float(width.max())
+    reaches = [min(whole, math.ceil(w * widest)) if math.isfinite(w) else whole for _, _, w in components]
+    # a peak centred up to ``reach`` points beyond either end still reaches the grid: pad by twice that
+    pad = 2 * max(reaches)
     out = torch.zeros((n_rows, n_points + 2 * pad), dtype=torch.float32, device=center.device)
     for (kind, weight, component_window), reach in zip(components, reaches, strict=True):
         _add_component(out, pad, row, position, width, scale * weight, component_window, reach, kind)
