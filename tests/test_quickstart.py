@@ -3,13 +3,18 @@
 from aiida_matembed import quickstart
 
 
-def test_quickstart_runs_and_is_idempotent(aiida_profile_clean, capsys):
-    assert quickstart.main(['--profile', aiida_profile_clean.name]) == 0
+def test_quickstart_runs_and_is_idempotent(aiida_profile_clean, capsys, tmp_path):
+    argv = ['--profile', aiida_profile_clean.name, '--output-dir', str(tmp_path)]
+    assert quickstart.main(argv) == 0
     first = capsys.readouterr().out
     assert 'stored 18 example structures' in first
     assert 'matembed.soap' in first and 'matembed.crystal_graph' in first
     assert 'Crystal graphs reloaded from CrystalGraphsData' in first and '17 graphs' in first
     assert 'normalised SOAP kernel' in first
-    assert quickstart.main(['--profile', aiida_profile_clean.name]) == 0
+    assert '18 patterns, 0 failed' in first and 'NaCl strongest lines: 31.73°' in first  # (200), conventional cell
+    plot = tmp_path / 'xrd_NaCl_CuKa.png'
+    assert plot.read_bytes()[:8] == b'\x89PNG\r\n\x1a\n'
+    assert quickstart.main(argv) == 0
     second = capsys.readouterr().out
     assert 'reusing group' in second and 'already up to date' in second
+    assert 'cached: same structures and settings already simulated' in second

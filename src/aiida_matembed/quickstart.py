@@ -1,4 +1,6 @@
-"""The main job of the README: featurise the example structures and store the results with provenance.
+"""The main job of the README: featurise and simulate XRD of the example structures, stored with provenance.
+
+Also writes one XRD plot (``quickstart_output/xrd_NaCl_CuKa.png``).
 
 Run as ``python -m aiida_matembed.quickstart --profile NAME`` (``scripts/quickstart.sh`` creates the
 profile first). Idempotent: a second run reuses the stored structures and skips finished work.
@@ -28,6 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     """Run the main job on ``--profile``; return the exit status."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument('--profile', required=True, help='AiiDA profile to use (never the default implicitly)')
+    parser.add_argument('--output-dir', default='quickstart_output', help='folder for the XRD plot (created)')
     args = parser.parse_args(argv)
 
     import numpy as np
@@ -115,11 +118,14 @@ def main(argv: list[str] | None = None) -> int:
             f'node features {tuple(batch.x.shape)}, edge features {tuple(batch.edge_attr.shape)}'
         )
 
+    _simulate_xrd(group, args.output_dir)
+
     print(
         '\nHow to query what was stored:\n'
         f'  verdi data matembed representations\n'
         f'  verdi process list -a -p 1\n'
         f'  verdi data matembed show <FeaturesData pk>\n'
+        f'  verdi data matembed xrd -G {GROUP_LABEL} --wavelength MoKa --plot mo.png --export xy/\n'
         f'  verdi data matembed export <FeaturesData pk> -f csv -o features.csv\n'
         f"  python -c \"from aiida import load_profile; load_profile('{args.profile}');\n"
         f'    from aiida_matembed.query import get_features, featurized_structures;\n'
@@ -127,6 +133,40 @@ def main(argv: list[str] | None = None) -> int:
         '  (set AIIDA_PATH as scripts/quickstart.sh printed, and pass -p to verdi)'
     )
     return 0
+
+
+def _simulate_xrd(group: Any, output_dir: str) -> None:
+    """Simulate and store the Cu K-alpha patterns of the group (cached on a re-run), plot NaCl's."""
+    from pathlib import Path
+
+    from aiida import orm
+
+    from aiida_matembed.calculations import simulate_xrd_structures
+    from aiida_matembed.core.xrd.plot import plot_pattern
+
+    nodes = sorted((n for n in group.nodes if isinstance(n, orm.StructureData)), key=lambda n: n.pk)
+    patterns, process = simulate_xrd_structures(nodes, {'wavelength': 'CuKa'})
+    cached = (
+        ' (cached: same structures and settings already simulated)'
+        if process.base.caching.is_created_from_cache
+        else ''
+    )
+    print(
+        f'\nPowder XRD (Cu K-alpha, 10-110°, 5001 points): XrdPatternsData<{patterns.pk}> '
+        f'{len(patterns.rows)} patterns, {patterns.base.attributes.get("n_failed")} failed, '
+        f'created by {process.process_label}<{process.pk}>{cached}'
+    )
+    row = next(i for i, n in enumerate(nodes) if n.label == 'NaCl')
+    peaks = patterns.peaks(row)
+    strongest = peaks.intensity.argsort()[::-1][:3]
+    lines = ', '.join(
+        f'{peaks.two_theta[k]:.2f}° {next(iter(peaks.hkls[k]))} ({peaks.intensity[k]:.0f})' for k in sorted(strongest)
+    )
+    print(f'  NaCl strongest lines: {lines}')
+    path = Path(output_dir) / 'xrd_NaCl_CuKa.png'
+    path.parent.mkdir(parents=True, exist_ok=True)
+    plot_pattern(patterns.grid, patterns.profiles[row], peaks, title='NaCl, Cu K-alpha (simulated)', path=path)
+    print(f'  plot of the NaCl pattern (profile, sticks, hkl labels): {path}')
 
 
 if __name__ == '__main__':
