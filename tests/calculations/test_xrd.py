@@ -40,4 +40,8 @@ def test_bad_settings_are_refused_before_storing(aiida_profile_clean, examples):
         simulate_xrd_structures([examples[0].structure], {'wavelength': 'Kryptonite'})
     with pytest.raises(ValueError, match='unknown XRD option'):
         simulate_xrd_structures([examples[0].structure], {'wavelenght': 'CuKa'})
+    for bad, message in (({'step': 0.03}, 'whole number of steps'), ({'fwhm': 0}, 'fwhm must be > 0'),
+                         ({'shape': 'voigt'}, 'shape must be one of'), ({'eta': 2}, 'eta must be in')):  # fmt: skip
+        with pytest.raises(ValueError, match=message):
+            simulate_xrd_structures([examples[0].structure], bad)
     assert orm.QueryBuilder().append(orm.StructureData).count() == 0

@@ -39,6 +39,10 @@ def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
     simulator = XrdSimulator(
         settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings['doublet'])
     )
+    # checks the profile options (grid, shape, width, eta) on an empty batch, before anything is stored
+    simulator.profiles_many(
+        [], step=settings['step'], shape=settings['shape'], fwhm=settings['fwhm'], eta=settings['eta']
+    )
     settings['wavelength_angstrom'] = simulator.wavelength
     settings['two_theta_range'] = list(simulator.two_theta_range)
     return settings
