@@ -144,7 +144,7 @@ def _simulate_xrd(group: Any, output_dir: str) -> None:
     from aiida_matembed.calculations import simulate_xrd_structures
     from aiida_matembed.core.xrd.plot import plot_pattern
 
-    nodes = sorted((n for n in group.nodes if isinstance(n, orm.StructureData)), key=lambda n: n.pk)
+    nodes = sorted((n for n in group.nodes if isinstance(n, orm.StructureData)), key=lambda n: n.pk or 0)
     patterns, process = simulate_xrd_structures(nodes, {'wavelength': 'CuKa'})
     cached = (
         ' (cached: same structures and settings already simulated)'
