@@ -42,6 +42,8 @@ class XrdPattern(Representation):
     """
 
     name = 'matembed.xrd'
+    threaded = True
+    """The batched torch path already uses torch's threads; forking a process that holds them deadlocks."""
     version = 1
     input_kind = 'structure'
     output_kind = 'pattern'
