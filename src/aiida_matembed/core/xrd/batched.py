@@ -162,6 +162,12 @@ class Reflections(NamedTuple):
     """``(M,)`` ``2 |F|^2`` times the Lorentz-polarisation factor (both Friedel mates)."""
 
 
+def lorentz_polarisation(two_theta: torch.Tensor) -> torch.Tensor:
+    """Lorentz-polarisation factor ``(1 + cos^2 2θ) / (sin^2 θ cos θ)`` of 2θ in degrees (unpolarised beam)."""
+    theta = torch.deg2rad(two_theta) / 2
+    return (1 + torch.cos(2 * theta) ** 2) / (torch.sin(theta) ** 2 * torch.cos(theta))
+
+
 def _ragged_arange(counts: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """For counts ``c_i``: the owner ``i`` and the position ``0..c_i-1`` of each of ``sum(c)`` items."""
     owner = torch.repeat_interleave(torch.arange(len(counts), device=counts.device), counts)
@@ -386,9 +392,7 @@ def compute_reflections(
     else:
         f_real, f_imag = _structure_factors_pairs(scatterers, slot_of, slot_count, structure, hkl, form, device)
         f_squared = f_real**2 + f_imag**2
-    cos2t = torch.cos(2 * theta)
-    lorentz = (1 + cos2t**2) / (torch.sin(theta) ** 2 * torch.cos(theta))
-    intensity = 2 * f_squared * lorentz
+    intensity = 2 * f_squared * lorentz_polarisation(torch.rad2deg(2 * theta))
     if preferred_orientation is not None:
         directions, march = preferred_orientation
         axis = torch.einsum('si,sij->sj', torch.as_tensor(directions, dtype=f64, device=device), reciprocal)

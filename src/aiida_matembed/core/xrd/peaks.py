@@ -39,12 +39,13 @@ from .batched import (
     Scatterers,
     compute_reflections,
     is_hexagonal,
+    lorentz_polarisation,
     merge_reflections,
     read_scatterers,
     resolve_device,
     segment_max,
 )
-from .profiles import PROFILE_SHAPES, SCHERRER_K, ProfileShape, peak_widths, render_batch, two_theta_grid
+from .profiles import PROFILE_SHAPES, ProfileShape, peak_widths, render_batch, two_theta_grid
 from .wavelengths import WAVELENGTHS, resolve_wavelength
 
 __all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays')
@@ -415,22 +416,12 @@ class XrdSimulator:
             sin2 = torch.sin(torch.deg2rad(center) / 2) * (self.wavelength2 / self.wavelength)
             ok = sin2 < 1
             center2 = torch.rad2deg(2 * torch.asin(sin2[ok]))
-            height2 = (
-                self.kalpha2_ratio * height[ok] * _lorentz_polarisation(center2) / _lorentz_polarisation(center[ok])
-            )
+            height2 = self.kalpha2_ratio * height[ok] * lorentz_polarisation(center2) / lorentz_polarisation(center[ok])
             row, center, height = torch.cat([row, row[ok]]), torch.cat([center, center2]), torch.cat([height, height2])
         if draws is not None:
             center = center + torch.as_tensor(draws['shift'], device=device)[row]
-        theta = torch.deg2rad(center) / 2
-        widths = options['widths']
-        if widths['fwhm'] is not None:
-            width = torch.full_like(center, float(widths['fwhm']))
-        elif widths['caglioti'] is not None:
-            u, v, w = (float(x) for x in widths['caglioti'])
-            tan = torch.tan(theta)
-            width = torch.sqrt(torch.clamp(u * tan**2 + v * tan + w, min=1e-12))
-        else:
-            width = torch.rad2deg(SCHERRER_K * self.wavelength / (widths['crystallite_size'] * torch.cos(theta)))
+        # the widths of profiles.peak_widths (one array of P numbers, computed on the CPU)
+        width = torch.as_tensor(peak_widths(center.cpu().numpy(), self.wavelength, **options['widths']), device=device)
         if draws is not None:
             width = width * torch.as_tensor(draws['broaden'], device=device)[row]
         patterns = render_batch(n_rows, grid, row, center, height, width, options['shape'], options['eta'],
@@ -534,11 +525,6 @@ class XrdSimulator:
             d_spacing=1.0 / g[first][keep],
             multiplicity=2 * np.diff(bounds)[keep],
         )
-
-
-def _lorentz_polarisation(two_theta: torch.Tensor) -> torch.Tensor:
-    theta = torch.deg2rad(two_theta) / 2
-    return (1 + torch.cos(2 * theta) ** 2) / (torch.sin(theta) ** 2 * torch.cos(theta))
 
 
 def family_arrays(hkl: np.ndarray, peak_of: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
