@@ -207,3 +207,13 @@ def store_structures(structures: Any) -> dict[str, orm.StructureData]:
         if not node.is_stored:
             node.store()
     return nodes
+
+
+def run_maybe_cached(function: Any, identifier: str, use_cache: bool, **inputs: Any) -> tuple[Any, Any]:
+    """``function.run_get_node(**inputs)``, with AiiDA caching enabled for ``identifier`` when ``use_cache``."""
+    if not use_cache:
+        return function.run_get_node(**inputs)
+    from aiida.manage.caching import enable_caching
+
+    with enable_caching(identifier=identifier):
+        return function.run_get_node(**inputs)

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
-from aiida.manage.caching import enable_caching
 
 from ..core.representations import load_representation_class
 from ..data.features import FeaturesData
@@ -24,6 +23,7 @@ from .batch import (
     failure_record,
     link_inputs_in_bulk,
     row_key,
+    run_maybe_cached,
     store_structures,
     structures_namespace,
 )
@@ -145,10 +145,6 @@ def featurize_structures(
         inputs['store_graphs'] = orm.Bool(True).store()
     if label:
         inputs['metadata'] = {'label': label}
-    if use_cache:
-        with enable_caching(identifier=FEATURIZE_IDENTIFIER):
-            outputs, process = featurize.run_get_node(**inputs)
-    else:
-        outputs, process = featurize.run_get_node(**inputs)
+    outputs, process = run_maybe_cached(featurize, FEATURIZE_IDENTIFIER, use_cache, **inputs)
     assert outputs is not None
     return outputs['features'], process

@@ -8,11 +8,17 @@ from typing import Any
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
-from aiida.manage.caching import enable_caching
 
 from ..core.xrd import Peaks, XrdSimulator
 from ..data.xrd import XrdPatternsData
-from .batch import convert_structures, failure_record, link_inputs_in_bulk, store_structures, structures_namespace
+from .batch import (
+    convert_structures,
+    failure_record,
+    link_inputs_in_bulk,
+    run_maybe_cached,
+    store_structures,
+    structures_namespace,
+)
 
 __all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_DEFAULTS', 'simulate_xrd', 'simulate_xrd_structures')
 
@@ -105,10 +111,6 @@ def simulate_xrd_structures(
     _settings(parameters)
     nodes = store_structures(structures)
     inputs: dict[str, Any] = {'structures': nodes, 'parameters': orm.Dict(parameters or {}).store()}
-    if use_cache:
-        with enable_caching(identifier=SIMULATE_XRD_IDENTIFIER):
-            outputs, process = simulate_xrd.run_get_node(**inputs)
-    else:
-        outputs, process = simulate_xrd.run_get_node(**inputs)
+    outputs, process = run_maybe_cached(simulate_xrd, SIMULATE_XRD_IDENTIFIER, use_cache, **inputs)
     assert outputs is not None
     return outputs['patterns'], process

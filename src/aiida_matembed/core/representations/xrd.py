@@ -15,7 +15,7 @@ import numpy as np
 from ..structures import InvalidStructureError, to_pymatgen, validate_structure
 from ..xrd import XrdSimulator
 from ..xrd.peaks import scattering_params
-from ..xrd.profiles import PROFILE_SHAPES, ProfileShape, two_theta_grid
+from ..xrd.profiles import ProfileShape, shape_weights, two_theta_grid
 from .base import Representation
 
 __all__ = ('XrdPattern',)
@@ -67,14 +67,11 @@ class XrdPattern(Representation):
         self.two_theta_max = float(two_theta_max)
         self.step = float(step)
         self._grid = two_theta_grid((self.two_theta_min, self.two_theta_max), self.step)
-        if shape not in PROFILE_SHAPES:
-            raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
+        shape_weights(shape, eta)  # checks shape and eta
         self.shape: ProfileShape = shape
         if isinstance(fwhm, bool) or not isinstance(fwhm, (int, float)) or not 0 < fwhm < 10:
             raise ValueError(f'fwhm must be in (0, 10) degrees, got {fwhm!r}')
         self.fwhm = float(fwhm)
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
-            raise ValueError(f'eta must be in [0, 1], got {eta!r}')
         self.eta = float(eta)
 
     def citations(self) -> list[str]:

@@ -45,7 +45,7 @@ from .batched import (
     resolve_device,
     segment_max,
 )
-from .profiles import PROFILE_SHAPES, ProfileShape, peak_widths, render_batch, two_theta_grid
+from .profiles import ProfileShape, peak_widths, render_batch, shape_weights, two_theta_grid
 from .wavelengths import WAVELENGTHS, resolve_wavelength
 
 __all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays')
@@ -298,10 +298,7 @@ class XrdSimulator:
         if fwhm is None and caglioti is None and crystallite_size is None:
             fwhm = 0.1
         grid = two_theta_grid(self.two_theta_range, step)
-        if shape not in PROFILE_SHAPES:
-            raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
-        if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
-            raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+        shape_weights(shape, eta)
         if window is not None and not (isinstance(window, (int, float)) and window > 0):
             raise ValueError(f'window must be > 0 FWHM (or math.inf), got {window!r}')
         widths = {'fwhm': fwhm, 'caglioti': caglioti, 'crystallite_size': crystallite_size}

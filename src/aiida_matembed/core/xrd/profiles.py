@@ -24,11 +24,21 @@ from typing import Literal
 import numpy as np
 import torch
 
-__all__ = ('PROFILE_SHAPES', 'default_window', 'peak_widths', 'render_batch', 'render_profile', 'two_theta_grid')
+__all__ = (
+    'PROFILE_SHAPES',
+    'default_window',
+    'peak_widths',
+    'render_batch',
+    'render_profile',
+    'shape_weights',
+    'two_theta_grid',
+)
 
 ProfileShape = Literal['gaussian', 'lorentzian', 'pseudo-voigt']
 PROFILE_SHAPES: tuple[str, ...] = ('gaussian', 'lorentzian', 'pseudo-voigt')
 SCHERRER_K = 0.9
+_GAUSS_NORM = math.sqrt(4 * math.log(2) / math.pi)
+_GAUSS_EXP = 4 * math.log(2)
 _BLOCK = 4_000_000
 """Largest (reflections x grid points) block evaluated at once."""
 
@@ -73,6 +83,16 @@ def peak_widths(
     return np.degrees(SCHERRER_K * wavelength / (crystallite_size * np.cos(theta)))
 
 
+def shape_weights(shape: str, eta: float) -> tuple[float, float]:
+    """Weights ``(Gaussian, Lorentzian)`` of a profile shape; checks ``shape`` and the mixing ``eta`` in [0, 1]."""
+    if shape not in PROFILE_SHAPES:
+        raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
+    if isinstance(eta, bool) or not isinstance(eta, (int, float)) or not 0 <= eta <= 1:
+        raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+    gauss = {'gaussian': 1.0, 'lorentzian': 0.0}.get(shape, 1.0 - float(eta))
+    return gauss, 1.0 - gauss
+
+
 def render_profile(
     grid: np.ndarray,
     two_theta: np.ndarray,
@@ -82,22 +102,14 @@ def render_profile(
     eta: float = 0.5,
 ) -> np.ndarray:
     """Sum of unit-area peaks of the given shape, weighted by ``intensity``, on ``grid`` (degrees)."""
-    if shape not in PROFILE_SHAPES:
-        raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
-    if not 0 <= eta <= 1:
-        raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+    gauss_weight, lorentz_weight = shape_weights(shape, eta)
     out = np.zeros(len(grid))
     rows = max(1, _BLOCK // max(1, len(grid)))
     for start in range(0, len(two_theta), rows):
         part = slice(start, start + rows)
         x = (grid[None, :] - two_theta[part, None]) / widths[part, None]  # in units of the FWHM
-        values = np.zeros_like(x)
-        if shape in ('gaussian', 'pseudo-voigt'):
-            weight = 1.0 if shape == 'gaussian' else 1.0 - eta
-            values += weight * math.sqrt(4 * math.log(2) / math.pi) * np.exp(-4 * math.log(2) * x**2)
-        if shape in ('lorentzian', 'pseudo-voigt'):
-            weight = 1.0 if shape == 'lorentzian' else eta
-            values += weight * (2 / math.pi) / (1 + 4 * x**2)
+        values = gauss_weight * _GAUSS_NORM * np.exp(-_GAUSS_EXP * x**2)
+        values += lorentz_weight * (2 / math.pi) / (1 + 4 * x**2)
         out += (intensity[part] / widths[part]) @ values
     return out
 
@@ -124,10 +136,7 @@ def render_batch(
     ``height * shape((2θ - center) / width) / width`` to the grid points within ``window`` FWHM of its
     centre (see :func:`default_window`; ``math.inf`` for the whole grid).
     """
-    if shape not in PROFILE_SHAPES:
-        raise ValueError(f'shape must be one of {PROFILE_SHAPES}, got {shape!r}')
-    if not 0 <= eta <= 1:
-        raise ValueError(f'eta must be in [0, 1], got {eta!r}')
+    gauss_weight, lorentz_weight = shape_weights(shape, eta)
     window = default_window(shape) if window is None else float(window)
     if not window > 0:
         raise ValueError(f'window must be > 0 FWHM, got {window!r}')
@@ -135,7 +144,6 @@ def render_batch(
     step = float(grid[1] - grid[0]) if n_points > 1 else 1.0
     if not len(center):
         return torch.zeros((n_rows, n_points), dtype=torch.float32, device=center.device)
-    gauss_weight = {'gaussian': 1.0, 'lorentzian': 0.0}.get(shape, 1.0 - eta)
     position = (center - float(grid[0])) / step  # fractional grid index, float64
     width = width / step  # in grid steps
     scale = (height / width).float() / step
@@ -143,8 +151,8 @@ def render_batch(
     components = []
     if gauss_weight:
         components.append(('gaussian', gauss_weight, min(window, 5.0)))
-    if gauss_weight < 1:
-        components.append(('lorentzian', 1 - gauss_weight, window))
+    if lorentz_weight:
+        components.append(('lorentzian', lorentz_weight, window))
     # the exact sum (infinite window) must reach every grid point, also from centres outside the grid
     beyond = max(0.0, -float(position.min()), float(position.max()) - (n_points - 1))
     whole = n_points + math.ceil(beyond)
@@ -203,7 +211,3 @@ def _add_component(
         if half is not None:  # per-peak windows (widths vary): drop points beyond each peak's own window
             values = torch.where(offsets.abs() <= half[part, None], values, 0.0)
         flat_out.index_add_(0, (base[part, None] + offsets).reshape(-1), values.reshape(-1))
-
-
-_GAUSS_NORM = math.sqrt(4 * math.log(2) / math.pi)
-_GAUSS_EXP = 4 * math.log(2)
