@@ -1,0 +1,44 @@
+"""Learned models: CMML structure/XRD embeddings, XRD symmetry classifier, XRD VAE, property heads.
+
+``load_model('matembed.cmml')`` returns a ready model (see :mod:`.base` for the methods of each kind);
+:mod:`.training` trains them from a YAML configuration (``verdi data matembed train CONFIG.yaml``);
+:mod:`.checkpoint` reads and writes safetensors weights with JSON model cards.
+"""
+
+from .base import (
+    MODEL_KINDS,
+    CmmlModel,
+    PropertyModel,
+    SymmetryPrediction,
+    TrainedModel,
+    XrdSymmetryModel,
+    XrdVaeModel,
+    model_from_checkpoint,
+)
+from .checkpoint import ChecksumError, ModelCard, read_card, sha256_file, write_checkpoint
+from .inputs import GraphInput, XrdInput
+from .networks import CRYSTAL_SYSTEMS, crystal_system_of
+from .registry import available_models, load_model, model_path
+
+__all__ = (
+    'CRYSTAL_SYSTEMS',
+    'MODEL_KINDS',
+    'ChecksumError',
+    'CmmlModel',
+    'GraphInput',
+    'ModelCard',
+    'PropertyModel',
+    'SymmetryPrediction',
+    'TrainedModel',
+    'XrdInput',
+    'XrdSymmetryModel',
+    'XrdVaeModel',
+    'available_models',
+    'crystal_system_of',
+    'load_model',
+    'model_from_checkpoint',
+    'model_path',
+    'read_card',
+    'sha256_file',
+    'write_checkpoint',
+)

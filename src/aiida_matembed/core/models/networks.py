@@ -1,0 +1,205 @@
+"""The torch modules: a CGCNN crystal encoder, a 1D-CNN XRD encoder and the networks built from them.
+
+- :class:`CrystalEncoder`: CGCNN (Xie and Grossman, Phys. Rev. Lett. 120, 145301 (2018)) on the
+  ``matembed.crystal_graph`` graphs: atom features -> ``hidden`` channels, ``layers`` gated graph
+  convolutions (``torch_geometric.nn.CGConv``, residual, batch-normalised), mean and max pooling over the
+  atoms of each crystal, then an MLP to ``out_dim``.
+- :class:`XrdEncoder`: a 1D CNN on a gridded powder pattern (Suzuki et al., Sci. Rep. 12, 13960 (2022);
+  Lee et al., 2022): convolution, batch norm, GELU and max pooling blocks, an adaptive pooling to a
+  fixed number of positions (so the 2θ position of each feature is kept, unlike a global pooling),
+  then an MLP to ``out_dim``.
+- :class:`CmmlNet`: the two encoders of cross-modal metric learning (CMML), embeddings L2-normalised.
+- :class:`SymmetryNet`: XRD encoder with a crystal-system (7) and a space-group (230) head.
+- :class:`XrdVaeNet`: variational autoencoder of patterns with a low-dimensional latent space.
+- :class:`PropertyNet`: either encoder with a regression head for one or more properties.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ('CRYSTAL_SYSTEMS', 'CmmlNet', 'CrystalEncoder', 'PropertyNet', 'SymmetryNet', 'XrdEncoder', 'XrdVaeNet',
+           'crystal_system_of')  # fmt: skip
+
+CRYSTAL_SYSTEMS = ('triclinic', 'monoclinic', 'orthorhombic', 'tetragonal', 'trigonal', 'hexagonal', 'cubic')
+"""The seven crystal systems, in the order of increasing space-group number."""
+
+_FIRST_GROUP = (1, 3, 16, 75, 143, 168, 195)
+
+
+def crystal_system_of(space_group: int) -> str:
+    """Crystal system of an international space-group number (1-230)."""
+    if not 1 <= int(space_group) <= 230:
+        raise ValueError(f'space-group number must be in 1..230, got {space_group!r}')
+    index = sum(int(space_group) >= first for first in _FIRST_GROUP) - 1
+    return CRYSTAL_SYSTEMS[index]
+
+
+def space_group_to_system_index() -> torch.Tensor:
+    """``(230,)`` crystal-system index of each space group 1..230 (position ``g - 1``)."""
+    return torch.tensor([CRYSTAL_SYSTEMS.index(crystal_system_of(g)) for g in range(1, 231)])
+
+
+class CrystalEncoder(nn.Module):
+    """CGCNN encoder of a batch of crystal graphs (torch-geometric ``Batch``) -> ``(B, out_dim)``."""
+
+    def __init__(
+        self, atom_dim: int, edge_dim: int, hidden: int = 64, layers: int = 3, out_dim: int = 256, dropout: float = 0.0
+    ) -> None:
+        from torch_geometric.nn import CGConv
+
+        super().__init__()
+        self.embed = nn.Linear(atom_dim, hidden)
+        self.convs = nn.ModuleList([CGConv(hidden, dim=edge_dim, aggr='mean', batch_norm=True) for _ in range(layers)])
+        self.head = nn.Sequential(
+            nn.Linear(2 * hidden, 2 * hidden), nn.SiLU(), nn.Dropout(dropout), nn.Linear(2 * hidden, out_dim)
+        )
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        from torch_geometric.utils import scatter
+
+        x = self.embed(batch.x)
+        for conv in self.convs:
+            x = nn.functional.silu(conv(x, batch.edge_index, batch.edge_attr))
+        size = int(batch.num_graphs)
+        pooled = torch.cat(
+            [
+                scatter(x, batch.batch, 0, dim_size=size, reduce='mean'),
+                scatter(x, batch.batch, 0, dim_size=size, reduce='max'),
+            ],
+            dim=1,
+        )
+        return self.head(pooled)
+
+
+class XrdEncoder(nn.Module):
+    """1D CNN encoder of ``(B, G)`` patterns (each divided by its maximum) -> ``(B, out_dim)``.
+
+    :param n_points: number of grid points ``G`` (only used to check inputs).
+    :param channels: output channels of the convolution blocks (each block halves the length).
+    :param kernel: convolution kernel size (grid points).
+    :param positions: length after the adaptive max pooling (the head sees ``channels[-1] * positions``).
+    """
+
+    def __init__(
+        self,
+        n_points: int,
+        channels: tuple[int, ...] = (16, 32, 64, 64, 128),
+        kernel: int = 7,
+        positions: int = 16,
+        hidden: int = 512,
+        out_dim: int = 256,
+        dropout: float = 0.1,
+    ) -> None:
+        super().__init__()
+        self.n_points = int(n_points)
+        blocks: list[nn.Module] = []
+        previous = 1
+        for width in channels:
+            blocks += [
+                nn.Conv1d(previous, width, kernel, padding=kernel // 2, bias=False),
+                nn.BatchNorm1d(width),
+                nn.GELU(),
+                nn.MaxPool1d(2),
+            ]
+            previous = width
+        blocks.append(nn.AdaptiveMaxPool1d(positions))
+        self.convs = nn.Sequential(*blocks)
+        self.head = nn.Sequential(
+            nn.Flatten(), nn.Dropout(dropout), nn.Linear(previous * positions, hidden), nn.GELU(), nn.Dropout(dropout),
+            nn.Linear(hidden, out_dim),
+        )  # fmt: skip
+
+    def forward(self, patterns: torch.Tensor) -> torch.Tensor:
+        if patterns.ndim != 2 or patterns.shape[1] != self.n_points:
+            raise ValueError(f'expected patterns of shape (N, {self.n_points}), got {tuple(patterns.shape)}')
+        return self.head(self.convs(patterns.unsqueeze(1)))
+
+
+class CmmlNet(nn.Module):
+    """Crystal and XRD encoders mapping to one L2-normalised embedding space (Suzuki et al. 2022)."""
+
+    def __init__(self, *, crystal: dict[str, Any], xrd: dict[str, Any], embedding_dim: int = 256) -> None:
+        super().__init__()
+        self.crystal = CrystalEncoder(**crystal, out_dim=embedding_dim)
+        self.xrd = XrdEncoder(**xrd, out_dim=embedding_dim)
+        self.log_scale = nn.Parameter(torch.tensor(2.6593))  # log(1 / 0.07), the CLIP initial temperature
+
+    def embed_graphs(self, batch: Any) -> torch.Tensor:
+        return nn.functional.normalize(self.crystal(batch), dim=1)
+
+    def embed_patterns(self, patterns: torch.Tensor) -> torch.Tensor:
+        return nn.functional.normalize(self.xrd(patterns), dim=1)
+
+
+class SymmetryNet(nn.Module):
+    """XRD encoder with two heads: crystal system (7 logits) and space group (230 logits)."""
+
+    def __init__(self, *, xrd: dict[str, Any], features: int = 256) -> None:
+        super().__init__()
+        self.xrd = XrdEncoder(**xrd, out_dim=features)
+        self.system_head = nn.Sequential(nn.GELU(), nn.Linear(features, len(CRYSTAL_SYSTEMS)))
+        self.group_head = nn.Sequential(nn.GELU(), nn.Linear(features, 230))
+
+    def forward(self, patterns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        h = self.xrd(patterns)
+        return self.system_head(h), self.group_head(h)
+
+
+class XrdVaeNet(nn.Module):
+    """Variational autoencoder of patterns (Kingma and Welling, 2014) with a ``latent_dim`` latent space.
+
+    The decoder reconstructs the pattern max-pooled to ``n_points // pool`` points (peak positions and
+    heights, not the exact line shapes). An optional crystal-system head on the latent mean (weight set
+    in training) organises the map by symmetry.
+    """
+
+    def __init__(self, *, xrd: dict[str, Any], latent_dim: int = 2, pool: int = 4, decoder_hidden: int = 512) -> None:
+        super().__init__()
+        self.pool = int(pool)
+        self.encoder = XrdEncoder(**xrd, out_dim=2 * latent_dim)
+        self.latent_dim = int(latent_dim)
+        self.target_points = int(xrd['n_points']) // self.pool
+        self.decoder = nn.Sequential(
+            nn.Linear(latent_dim, 128), nn.GELU(), nn.Linear(128, decoder_hidden), nn.GELU(),
+            nn.Linear(decoder_hidden, self.target_points),
+        )  # fmt: skip
+        self.system_head = nn.Sequential(nn.Linear(latent_dim, 64), nn.GELU(), nn.Linear(64, len(CRYSTAL_SYSTEMS)))
+
+    def encode(self, patterns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        mean, log_var = self.encoder(patterns).chunk(2, dim=1)
+        return mean, log_var.clamp(-10.0, 10.0)
+
+    def target(self, patterns: torch.Tensor) -> torch.Tensor:
+        """The reconstruction target: patterns max-pooled by ``pool``."""
+        n = self.target_points * self.pool
+        return nn.functional.max_pool1d(patterns[:, None, :n], self.pool)[:, 0]
+
+    def decode(self, latent: torch.Tensor) -> torch.Tensor:
+        return self.decoder(latent)  # logits of the pooled pattern (0..1 after a sigmoid)
+
+
+class PropertyNet(nn.Module):
+    """A crystal or XRD encoder with a regression head of ``n_targets`` outputs (standardised units)."""
+
+    def __init__(self, *, encoder: str, n_targets: int = 1, crystal: dict[str, Any] | None = None,
+                 xrd: dict[str, Any] | None = None, features: int = 128) -> None:  # fmt: skip
+        super().__init__()
+        if encoder not in ('crystal', 'xrd'):
+            raise ValueError(f"encoder must be 'crystal' or 'xrd', got {encoder!r}")
+        self.encoder_kind = encoder
+        if encoder == 'crystal':
+            if crystal is None:
+                raise ValueError('a crystal-encoder property model needs the crystal settings')
+            self.encoder: nn.Module = CrystalEncoder(**crystal, out_dim=features)
+        else:
+            if xrd is None:
+                raise ValueError('an XRD-encoder property model needs the xrd settings')
+            self.encoder = XrdEncoder(**xrd, out_dim=features)
+        self.head = nn.Sequential(nn.SiLU(), nn.Linear(features, n_targets))
+
+    def forward(self, inputs: Any) -> torch.Tensor:
+        return self.head(self.encoder(inputs))

@@ -1,0 +1,67 @@
+"""Networks and helpers against references: crystal systems (pymatgen), kNN (scikit-learn), graph subsets."""
+
+import numpy as np
+import pytest
+import torch
+from pymatgen.symmetry.groups import SpaceGroup
+from sklearn.model_selection import LeaveOneOut, cross_val_predict
+from sklearn.neighbors import KNeighborsClassifier
+
+from aiida_matembed.core.models import CRYSTAL_SYSTEMS, GraphInput, crystal_system_of
+from aiida_matembed.core.models.inputs import subset_graph_arrays
+from aiida_matembed.core.models.networks import CmmlNet, XrdEncoder, space_group_to_system_index
+from aiida_matembed.core.models.training import knn_accuracy
+
+
+def test_crystal_systems_match_pymatgen_for_all_230_groups():
+    for number in range(1, 231):
+        assert crystal_system_of(number) == SpaceGroup.from_int_number(number).crystal_system
+    index = space_group_to_system_index()
+    assert index.shape == (230,) and CRYSTAL_SYSTEMS[int(index[224])] == 'cubic'
+    for bad in (0, 231, -1):
+        with pytest.raises(ValueError, match='1..230'):
+            crystal_system_of(bad)
+
+
+def test_knn_accuracy_matches_scikit_learn_leave_one_out():
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(60, 2))
+    y = (x[:, 0] + 0.5 * rng.normal(size=60) > 0).astype(int) + (x[:, 1] > 1).astype(int)
+    reference = cross_val_predict(KNeighborsClassifier(5), x, y, cv=LeaveOneOut())
+    # ties: scikit-learn breaks them towards the smallest label, as torch's argmax does
+    assert knn_accuracy(x, y, k=5) == pytest.approx((reference == y).mean())
+
+
+def test_subset_graph_arrays_equals_building_the_subset(examples):
+    graph_input = GraphInput(cutoff=5.0)
+    structures = [e.structure for e in examples if e.structure.is_ordered]
+    arrays, rows, failures = graph_input.arrays(structures)
+    assert not failures and rows == list(range(len(structures)))
+    pick = np.array([4, 0, 7, 7, 2])
+    subset = subset_graph_arrays(arrays, pick)
+    direct, _, _ = graph_input.arrays([structures[i] for i in pick])
+    for a, b in zip(subset, direct, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_xrd_encoder_checks_its_input_length():
+    encoder = XrdEncoder(n_points=101, channels=(4, 8), positions=4, hidden=16, out_dim=8)
+    assert encoder(torch.rand(3, 101)).shape == (3, 8)
+    with pytest.raises(ValueError, match=r'shape \(N, 101\)'):
+        encoder(torch.rand(3, 100))
+
+
+def test_cmml_embeddings_are_unit_vectors(examples):
+    graph_input = GraphInput(cutoff=5.0)
+    arrays, _, _ = graph_input.arrays([e.structure for e in examples[:4]])
+    net = CmmlNet(
+        crystal={'atom_dim': graph_input.atom_dim, 'edge_dim': graph_input.edge_dim, 'hidden': 16, 'layers': 2},
+        xrd={'n_points': 201, 'channels': (4, 8), 'positions': 4, 'hidden': 16},
+        embedding_dim=12,
+    ).eval()
+    with torch.no_grad():
+        g = net.embed_graphs(graph_input.batch(arrays))
+        x = net.embed_patterns(torch.rand(4, 201))
+    assert g.shape == x.shape == (4, 12)
+    np.testing.assert_allclose(g.norm(dim=1).numpy(), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(x.norm(dim=1).numpy(), 1.0, rtol=1e-5)
