@@ -119,6 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     _simulate_xrd(group, args.output_dir)
+    _learned_models(group)
 
     print(
         '\nHow to query what was stored:\n'
@@ -167,6 +168,37 @@ def _simulate_xrd(group: Any, output_dir: str) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     plot_pattern(patterns.grid, patterns.profiles[row], peaks, title='NaCl, Cu K-alpha (simulated)', path=path)
     print(f'  plot of the NaCl pattern (profile, sticks, hkl labels): {path}')
+
+
+def _learned_models(group: Any) -> None:
+    """Embed the examples with ``matembed.cmml`` and classify their patterns with ``matembed.xrd_symmetry``."""
+    from aiida import orm
+    from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
+
+    from aiida_matembed.core.models import load_model
+
+    nodes = sorted((n for n in group.nodes if isinstance(n, orm.StructureData)), key=lambda n: n.pk or 0)
+    structures = [n.get_pymatgen() for n in nodes]
+    ordered = [i for i, s in enumerate(structures) if s.is_ordered]
+    cmml = load_model('matembed.cmml', device='cpu')
+    from_structures = cmml.embed_structures([structures[i] for i in ordered])
+    from_xrd = cmml.embed_xrd([structures[i] for i in ordered])
+    similarity = from_xrd @ from_structures.T
+    rank = (similarity > similarity.diagonal()[:, None]).sum(axis=1)
+    symmetry = load_model('matembed.xrd_symmetry', device='cpu')
+    prediction = symmetry.predict_structures(structures)
+    print(
+        f'\nLearned models (CPU): {cmml.name} embeddings {from_structures.shape} of the ordered examples from their '
+        f'crystal graphs and from their simulated patterns; {symmetry.name} on the patterns'
+    )
+    print(f'  {"structure":<28}{"XRD->structure rank":>20}  {"space group (spglib)":>21}  predicted (top-5)')
+    for i, node in enumerate(nodes):
+        truth = SpacegroupAnalyzer(structures[i], symprec=0.01).get_space_group_number() if i in ordered else 0
+        where = f'{int(rank[ordered.index(i)]) + 1} of {len(ordered)}' if i in ordered else 'disordered'
+        top = ' '.join(str(g) for g in prediction.space_group_topk[i])
+        print(f'  {node.label:<28}{where:>20}  {truth or "-":>21}  {prediction.crystal_system[i]} {top}')
+    hits = int((rank == 0).sum())
+    print(f'  XRD pattern -> its own structure first: {hits} of {len(ordered)}')
 
 
 if __name__ == '__main__':

@@ -1,4 +1,13 @@
-"""Structure sets that ship offline: the package's examples, pymatgen's and pyriodic-aflow's AFLOW prototypes."""
+"""Structure sets: the offline examples and AFLOW prototypes, and the training data of the learned models.
+
+* :func:`load_example_structures`, :func:`load_aflow_prototypes`, :func:`load_pyriodic_prototypes`: structures that
+  ship offline.
+* :class:`StructureSet` (:mod:`.store`): a compact labelled set of ordered crystals saved to one ``.npz``.
+* :func:`synthetic_crystals` (:mod:`.synthetic`), :func:`decorate_prototypes` and :func:`structure_type_key`
+  (:mod:`.prototypes`), the held-out split (:mod:`.heldout`) and :func:`build_dataset` (:mod:`.build`): the
+  reproducible, offline training and held-out sets (issue #5).
+* :func:`load_structure_set` (:mod:`.loaders`): user data from CIF folders, extxyz, pymatgen JSON or ASE databases.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +20,28 @@ from typing import TYPE_CHECKING, NamedTuple
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ('PYRIODIC_DECORATION', 'LabelledStructure', 'load_aflow_prototypes', 'load_example_structures',
-           'load_pyriodic_prototypes')  # fmt: skip
+__all__ = (
+    'HELDOUT_FRACTION',
+    'PYRIODIC_DECORATION',
+    'SOURCES',
+    'SPLITS',
+    'STANDARD_LABELS',
+    'LabelledStructure',
+    'StructureSet',
+    'build_dataset',
+    'concatenate',
+    'crystal_system',
+    'decorate_prototypes',
+    'heldout_prototypes',
+    'is_heldout',
+    'load_aflow_prototypes',
+    'load_example_structures',
+    'load_pyriodic_prototypes',
+    'load_structure_set',
+    'reference_prototypes',
+    'structure_type_key',
+    'synthetic_crystals',
+)
 
 PYRIODIC_DECORATION = ('Fe', 'O', 'Si', 'Ba', 'Cl')
 """Elements given to pyriodic-aflow's anonymous atom types 0, 1, 2, ... (fixed, so results are reproducible)."""
@@ -38,13 +67,24 @@ def load_example_structures() -> list[LabelledStructure]:
     return [LabelledStructure(e['label'], e['aflow'], Structure.from_dict(e['structure'])) for e in json.loads(text)]
 
 
+def _aflow_prototypes_path() -> Path:
+    """Path of pymatgen's ``aflow_prototypes.json.gz``, found without importing ``pymatgen.analysis.prototypes``.
+
+    (That import takes several seconds: it pulls in the structure matcher and more.)
+    """
+    from importlib.util import find_spec
+
+    spec = find_spec('pymatgen')
+    if spec is None or not spec.submodule_search_locations:  # pragma: no cover - pymatgen is a dependency
+        raise ImportError('the AFLOW prototypes need pymatgen')
+    return Path(next(iter(spec.submodule_search_locations))) / 'analysis' / 'prototypes' / 'aflow_prototypes.json.gz'
+
+
 def load_aflow_prototypes() -> list[LabelledStructure]:
     """Return the 288 AFLOW prototypes that pymatgen ships, labelled by mineral name or AFLOW label."""
-    import pymatgen.analysis.prototypes
     from pymatgen.core import Structure
 
-    path = Path(pymatgen.analysis.prototypes.__file__).parent / 'aflow_prototypes.json.gz'
-    with gzip.open(path, 'rt') as handle:
+    with gzip.open(_aflow_prototypes_path(), 'rt') as handle:
         entries = json.load(handle)
     return [
         LabelledStructure(e['tags']['mineral'] or e['tags']['aflow'], e['tags']['aflow'], Structure.from_dict(e['snl']))
@@ -77,3 +117,11 @@ def load_pyriodic_prototypes() -> list[LabelledStructure]:
         pearson = entry['name'].split('-', 1)[0]
         out.append(LabelledStructure(entry['name'], f'{pearson}_{entry["space_group"]}', structure))
     return out
+
+
+from .build import build_dataset  # noqa: E402
+from .heldout import HELDOUT_FRACTION, heldout_prototypes, is_heldout  # noqa: E402
+from .loaders import load_structure_set  # noqa: E402
+from .prototypes import SPLITS, crystal_system, decorate_prototypes, reference_prototypes, structure_type_key  # noqa: E402
+from .store import SOURCES, STANDARD_LABELS, StructureSet, concatenate  # noqa: E402
+from .synthetic import synthetic_crystals  # noqa: E402

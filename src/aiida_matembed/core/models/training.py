@@ -197,9 +197,14 @@ class PreparedData:
 
 
 def _load_structure_set(data: dict[str, Any]) -> Any:
-    from ..datasets import StructureSet, build_dataset
+    from ..datasets.store import StructureSet
 
-    structure_set = StructureSet.load(data['train']) if 'train' in data else build_dataset(**data['build'])
+    if 'train' in data:
+        structure_set = StructureSet.load(data['train'])
+    else:
+        from ..datasets import build_dataset
+
+        structure_set = build_dataset(**data['build'])
     limit = data.get('max_structures')
     if limit is not None and limit < len(structure_set):
         structure_set = structure_set.subset(np.arange(limit))
@@ -623,3 +628,34 @@ def train(
     weights, _ = model.save(config.output)
     log(f'wrote {weights} (best epoch {best[1]}: {task.monitor}={history[best[1] - 1][task.monitor]:.4g})')
     return TrainResult(model, weights, history, best[1])
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m aiida_matembed.core.models.training CONFIG.yaml [--data SET.npz] [--output STEM] [--epochs N]``.
+
+    The same as ``verdi data matembed train`` without needing an AiiDA profile (used by the retraining script).
+    """
+    import argparse
+
+    parser = argparse.ArgumentParser(description='Train a model from a YAML configuration.')
+    parser.add_argument('config', type=Path)
+    parser.add_argument('--data', type=Path, help='StructureSet .npz to train on (overrides the config data)')
+    parser.add_argument('--output', type=Path, help='checkpoint stem (overrides the config)')
+    parser.add_argument('--epochs', type=int)
+    parser.add_argument('--device', choices=['auto', 'cpu', 'cuda'])
+    parser.add_argument('--no-progress', action='store_true')
+    args = parser.parse_args(argv)
+    config = TrainConfig.from_yaml(args.config)
+    if args.data is not None:
+        config.data = {**{k: v for k, v in config.data.items() if k not in ('train', 'build')}, 'train': str(args.data)}
+    if args.output is not None:
+        config.output = str(args.output)
+    overrides = {'epochs': args.epochs, 'device': args.device}
+    config.training.update({k: v for k, v in overrides.items() if v is not None})
+    config = TrainConfig(**config.as_dict())
+    train(config, progress=not args.no_progress)
+    return 0
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
