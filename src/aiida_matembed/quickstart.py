@@ -175,17 +175,19 @@ def _learned_models(group: Any) -> None:
     from aiida import orm
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from aiida_matembed.core.models import load_model
+    from aiida_matembed.core.models import CmmlModel, XrdSymmetryModel, load_model
 
     nodes = sorted((n for n in group.nodes if isinstance(n, orm.StructureData)), key=lambda n: n.pk or 0)
     structures = [n.get_pymatgen() for n in nodes]
     ordered = [i for i, s in enumerate(structures) if s.is_ordered]
     cmml = load_model('matembed.cmml', device='cpu')
+    assert isinstance(cmml, CmmlModel)
     from_structures = cmml.embed_structures([structures[i] for i in ordered])
     from_xrd = cmml.embed_xrd([structures[i] for i in ordered])
     similarity = from_xrd @ from_structures.T
     rank = (similarity > similarity.diagonal()[:, None]).sum(axis=1)
     symmetry = load_model('matembed.xrd_symmetry', device='cpu')
+    assert isinstance(symmetry, XrdSymmetryModel)
     prediction = symmetry.predict_structures(structures)
     print(
         f'\nLearned models (CPU): {cmml.name} embeddings {from_structures.shape} of the ordered examples from their '

@@ -412,5 +412,6 @@ def cmd_export(node: Any, fmt: str, output: Path, overwrite: bool) -> None:
                 writer.writerow([uuid or '', *(repr(float(v)) for v in values)])
     echo.echo_success(f'wrote {matrix.shape[0]} x {matrix.shape[1]} features to {output}')
 
+
 from . import dataset  # noqa: E402, F401  (registers the ``dataset`` subgroup)
 from . import train as _train  # noqa: E402, F401  (registers `train`)

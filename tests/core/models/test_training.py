@@ -60,8 +60,11 @@ def test_cmml_trains_writes_a_card_and_reloads_identically(tmp_path, small_set, 
     np.testing.assert_allclose(np.linalg.norm(from_xrd, axis=1), 1.0, rtol=1e-5)
     assert model.two_theta_grid[0] == 10.0 and len(model.two_theta_grid) == 201
 
-    again = train(cfg, structure_set=small_set, progress=False, log=lambda _: None)  # same seed, same weights
-    assert read_card(again.checkpoint).sha256 == card.sha256
+    # same seed, same weights (up to the order of parallel float reductions in the CPU scatter kernels)
+    first = {k: v.clone() for k, v in result.model.network.state_dict().items()}
+    again = train(cfg, structure_set=small_set, progress=False, log=lambda _: None)
+    for key, value in again.model.network.state_dict().items():
+        np.testing.assert_allclose(value.numpy(), first[key].numpy(), rtol=1e-4, atol=1e-5, err_msg=key)
 
 
 def test_cmml_triplet_loss_and_bad_items_recorded(tmp_path, small_set, examples):

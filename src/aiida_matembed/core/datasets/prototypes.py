@@ -34,9 +34,10 @@ spglib's idealised primitive standard cell.
   species ``X^q`` is replaced by ``Y^q`` (same charge, so charge balance is kept) with probability proportional
   to ``exp(lambda(X^q, Y^q))`` from the data-mined substitution table of Hautier et al., *Inorg. Chem.* 50,
   656 (2011) (pymatgen's ``lambda.json``; the element may stay the same); at least one species changes;
-* other prototypes with real elements (metals, intermetallics, elements, mixed valence as in Ni3S2): each species is replaced by itself
-  (weight 2) or by a neighbour in the periodic table of the same metal / non-metal character (group and period
-  within +-1; weight 2 for the same group or period, 1 diagonally); at least one species changes;
+* other prototypes with real elements (metals, intermetallics, elements, mixed valence as in Ni3S2): each
+  species is replaced by itself (weight 2) or by a neighbour in the periodic table of the same metal /
+  non-metal character (group and period within +-1; weight 2 for the same group or period, 1 diagonally);
+  at least one species changes;
 * pyriodic's anonymous types: half of the decorations get a charge-balanced assignment of cations and anions
   (common oxidation states, see :mod:`._chemistry`) when the type counts allow one, the others (and all
   single-type prototypes) get distinct random metals (intermetallics);

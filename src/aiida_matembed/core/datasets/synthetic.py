@@ -10,7 +10,8 @@ not depend on ``n_jobs`` and a longer set starts with the shorter one. Each crys
 2. **Wyckoff positions.** That file counts, per space group, each multiset of occupied Wyckoff positions
    (columns ``spg, n_atoms, wps, count``; ``wps`` are dash-separated indices into pyxtal's Wyckoff list of the
    group, 0 = general position, ``n_atoms`` = sum of their multiplicities in the conventional cell). With
-   probability 0.85 a multiset with at least two positions and at most ``max_atoms`` atoms is drawn with those
+   probability 0.85 a multiset with at least two positions and at most ``max_atoms`` atoms in the primitive cell
+   (``max_atoms`` times the lattice points of the conventional cell: 4 for F) is drawn with those
    counts; otherwise (and for groups without one) 2 to 6 positions are drawn uniformly, each position without
    free parameters at most once.
 3. **Composition.** The positions are split into 2 to 4 species (probabilities 0.45, 0.40, 0.15), each species
@@ -122,11 +123,19 @@ def _wyckoff_positions(group: int) -> tuple[tuple[int, str, int], ...]:
     return tuple((int(wp.multiplicity), str(wp.letter), int(wp.get_dof())) for wp in Group(group).Wyckoff_positions)
 
 
+@cache
+def _lattice_points(group: int) -> int:
+    """Return the number of lattice points in pyxtal's conventional cell (P 1, A/B/C/I 2, R (hexagonal) 3, F 4)."""
+    from pyxtal.symmetry import Group
+
+    return {'P': 1, 'A': 2, 'B': 2, 'C': 2, 'I': 2, 'R': 3, 'F': 4}[str(Group(group).symbol)[0]]
+
+
 def _random_combination(group: int, max_atoms: int, rng: np.random.Generator) -> list[int] | None:
     positions = _wyckoff_positions(group)
     wanted = int(rng.integers(2, 7))
     chosen: list[int] = []
-    budget = max_atoms
+    budget = max_atoms * _lattice_points(group)
     for _ in range(wanted):
         free = [k for k, (m, _, dof) in enumerate(positions) if m <= budget and (dof > 0 or k not in chosen)]
         if not free:
@@ -138,7 +147,8 @@ def _random_combination(group: int, max_atoms: int, rng: np.random.Generator) ->
 
 
 def _combination(group: int, max_atoms: int, rng: np.random.Generator) -> list[int] | None:
-    rows = [r for r in _mp_statistics().combinations.get(group, []) if r[0] <= max_atoms and len(r[1]) >= 2]
+    limit = max_atoms * _lattice_points(group)  # max_atoms counts the primitive cell
+    rows = [r for r in _mp_statistics().combinations.get(group, []) if r[0] <= limit and len(r[1]) >= 2]
     if rows and rng.random() < MP_COMBINATION_PROBABILITY:
         weights = np.array([r[2] for r in rows], dtype=float)
         return list(rows[rng.choice(len(rows), p=weights / weights.sum())][1])
@@ -287,7 +297,8 @@ def synthetic_crystals(
 
     :param n: number of crystals (>= 1).
     :param seed: seed; crystal ``i`` uses ``numpy.random.default_rng([seed, 1, i])``.
-    :param max_atoms: most atoms in pyxtal's conventional cell (>= 2); the stored primitive cell has at most that.
+    :param max_atoms: most atoms in the stored (primitive) cell, >= 2; pyxtal's conventional cell has up to
+        ``max_atoms`` times its lattice points (e.g. 4 x 48 for an F-centred group).
     :param space_groups: allowed space-group numbers (default: all 230).
     :param n_jobs: worker processes (spawned, not forked); the result does not depend on it.
     :param exclude_keys: structure-type keys to reject (the training split passes the held-out keys).
