@@ -1,7 +1,12 @@
-"""QueryBuilder helpers over the provenance graph of featurisations.
+"""QueryBuilder helpers over the provenance graph of featurisations, XRD patterns and embeddings.
 
-The path queried is ``StructureData --INPUT_CALC--> featurize (CalcFunctionNode) --CREATE--> FeaturesData``
-with the representation name, version and parameter hash as attributes of the ``FeaturesData``.
+Featurisations: ``StructureData --INPUT_CALC--> featurize / worker --CREATE--> FeaturesData`` with the
+representation name, version and parameter hash as attributes of the ``FeaturesData``.
+
+Embeddings: the same path, with a ``matembed.model`` node as the ``model`` input of the creating process
+(``matembed.embed`` calcfunction or ``matembed.worker`` CalcJob), so "which model made this vector" and
+"every vector of this model" are graph queries. Embeddings of stored patterns are found through
+``StructureData -> simulate_xrd -> XrdPatternsData -> embed -> FeaturesData``.
 """
 
 from __future__ import annotations
@@ -14,15 +19,23 @@ from aiida.common.exceptions import NotExistent
 
 from .core.representations import load_representation_class
 from .data.features import FeaturesData, params_hash
+from .data.model import ModelData
+from .data.xrd import XrdPatternsData
 from .plugins import use_aiida_entry_points
 
 use_aiida_entry_points()
 
 __all__ = (
+    'embedded_structure_pks',
     'featurized_structure_pks',
     'featurized_structures',
+    'get_embedding',
+    'get_embedding_node',
     'get_features',
     'get_features_node',
+    'model_embeddings',
+    'model_nodes',
+    'simulated_structure_pks',
 )
 
 
@@ -43,7 +56,7 @@ def _filters(representation: str, version: int | None, params: dict[str, Any] | 
 def _features_query(representation: str, version: int | None, params: dict[str, Any] | None) -> orm.QueryBuilder:
     qb = orm.QueryBuilder()
     qb.append(FeaturesData, filters=_filters(representation, version, params), tag='features')
-    qb.append(orm.CalcFunctionNode, with_outgoing='features', tag='process')
+    qb.append(orm.CalculationNode, with_outgoing='features', tag='process')
     qb.append(
         orm.StructureData,
         with_outgoing='process',
@@ -103,7 +116,11 @@ def featurized_structure_pks(
 
     :param among: restrict the search to these structure pks (e.g. the members of a Group).
     """
-    qb = _features_query(representation, version, params)
+    return _successful_pks(_features_query(representation, version, params), among)
+
+
+def _successful_pks(qb: orm.QueryBuilder, among: list[int] | None) -> set[int]:
+    """Pks of the ``structure`` rows of ``qb`` whose row in the ``features`` node (tag) did not fail."""
     if among is not None:
         qb.add_filter('structure', {'id': {'in': list(among)}})
     qb.add_projection('structure', 'id')
@@ -118,8 +135,8 @@ def featurized_structure_pks(
         else:
             done.add(structure_pk)
     for features_pk, pks in failed_in.items():
-        features = orm.load_node(features_pk)
-        failed = features.failed_uuids()
+        node = orm.load_node(features_pk)
+        failed = {f.get('uuid') for f in node.failures}
         uuid_of = dict(
             orm.QueryBuilder()
             .append(orm.StructureData, filters={'id': {'in': list(pks)}}, project=['id', 'uuid'])
@@ -137,3 +154,124 @@ def featurized_structures(
     if not pks:
         return []
     return orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': sorted(pks)}}).all(flat=True)
+
+
+# ----------------------------------------------------------------------------------------- XRD patterns
+_XRD_KEYS = ('wavelength_angstrom', 'two_theta_range', 'step', 'shape', 'fwhm', 'eta', 'doublet')
+
+
+def simulated_structure_pks(settings: dict[str, Any], *, among: list[int] | None = None) -> set[int]:
+    """Pks of the structures with a successful pattern simulated with ``settings`` (as ``simulate_xrd``).
+
+    :param settings: options of ``matembed.simulate_xrd`` (defaults filled in, wavelength resolved).
+    """
+    from .calculations.xrd import _settings
+
+    resolved = _settings(settings)
+    qb = orm.QueryBuilder()
+    qb.append(XrdPatternsData, filters={f'attributes.{k}': resolved[k] for k in _XRD_KEYS}, tag='features')
+    qb.append(orm.CalculationNode, with_outgoing='features', tag='process')
+    qb.append(
+        orm.StructureData, with_outgoing='process', tag='structure', edge_filters={'label': {'like': 'structures__%'}}
+    )
+    return _successful_pks(qb, among)
+
+
+# ------------------------------------------------------------------------------------------ embeddings
+def model_nodes(model: ModelData | str | int) -> list[ModelData]:
+    """Stored model nodes meant by ``model``: the node itself, its pk / UUID, or every node of that name."""
+    if isinstance(model, ModelData):
+        return [model]
+    if isinstance(model, int) or (isinstance(model, str) and (model.isdigit() or len(model) == 36)):
+        node = orm.load_node(model)
+        if not isinstance(node, ModelData):
+            raise ValueError(f'node {model} is a {type(node).__name__}, not a matembed.model')
+        return [node]
+    qb = orm.QueryBuilder().append(ModelData, filters={'attributes.name': model})
+    qb.order_by({ModelData: {'id': 'desc'}})
+    return qb.all(flat=True)
+
+
+def _embedding_query(
+    model: ModelData | str | int, modality: str | None, via_patterns: bool = False
+) -> orm.QueryBuilder:
+    pks = [node.pk for node in model_nodes(model)]
+    qb = orm.QueryBuilder()
+    qb.append(ModelData, filters={'id': {'in': pks or [-1]}}, tag='model')
+    qb.append(orm.CalculationNode, with_incoming='model', edge_filters={'label': 'model'}, tag='process')
+    filters = {'attributes.params.modality': modality} if modality else {}
+    qb.append(FeaturesData, with_incoming='process', filters=filters, tag='features')
+    if via_patterns:
+        qb.append(XrdPatternsData, with_outgoing='process', edge_filters={'label': 'patterns'}, tag='patterns')
+        qb.append(orm.CalculationNode, with_outgoing='patterns', tag='simulation')
+        qb.append(
+            orm.StructureData,
+            with_outgoing='simulation',
+            tag='structure',
+            edge_filters={'label': {'like': 'structures__%'}},
+        )
+    else:
+        qb.append(
+            orm.StructureData,
+            with_outgoing='process',
+            tag='structure',
+            edge_filters={'label': {'like': 'structures__%'}},
+        )
+    return qb
+
+
+def get_embedding_node(
+    structure: orm.StructureData | int | str,
+    model: ModelData | str | int = 'matembed.cmml',
+    *,
+    modality: str | None = None,
+) -> tuple[FeaturesData, int]:
+    """Return the newest ``FeaturesData`` made by ``model`` holding a successful row for ``structure``.
+
+    Embeddings of the structure itself and of its stored patterns are both found.
+
+    :param model: a ``ModelData``, its pk / UUID, or a model name (every imported version of it).
+    :param modality: ``'structure'`` or ``'xrd'`` (default: either).
+    :raises NotExistent: if the model never embedded the structure.
+    """
+    node = structure if isinstance(structure, orm.StructureData) else orm.load_node(structure)
+    candidates = []
+    for via_patterns in (False, True):
+        qb = _embedding_query(model, modality, via_patterns)
+        qb.add_filter('structure', {'id': node.pk})
+        qb.add_projection('features', '*')
+        candidates += qb.all(flat=True)
+    for features in sorted(candidates, key=lambda f: f.ctime, reverse=True):
+        if node.uuid not in features.failed_uuids():
+            return features, features.row_of(node.uuid)
+    raise NotExistent(f'StructureData<{node.pk}> has no embedding by {model} (modality={modality})')
+
+
+def get_embedding(
+    structure: orm.StructureData | int | str,
+    model: ModelData | str | int = 'matembed.cmml',
+    *,
+    modality: str | None = None,
+) -> np.ndarray:
+    """The newest embedding (or prediction) of ``structure`` by ``model`` (see :func:`get_embedding_node`)."""
+    features, row = get_embedding_node(structure, model, modality=modality)
+    return features.features[row]
+
+
+def model_embeddings(model: ModelData | str | int, *, modality: str | None = None) -> list[FeaturesData]:
+    """Every ``FeaturesData`` that ``model`` produced (through the calcfunction or the worker), oldest first."""
+    pks = [node.pk for node in model_nodes(model)]
+    qb = orm.QueryBuilder()
+    qb.append(ModelData, filters={'id': {'in': pks or [-1]}}, tag='model')
+    qb.append(orm.CalculationNode, with_incoming='model', edge_filters={'label': 'model'}, tag='process')
+    filters = {'attributes.params.modality': modality} if modality else {}
+    qb.append(FeaturesData, with_incoming='process', filters=filters, tag='features', project='*')
+    qb.order_by({'features': {'id': 'asc'}})
+    return qb.all(flat=True)
+
+
+def embedded_structure_pks(
+    model: ModelData | str | int, *, modality: str | None = None, among: list[int] | None = None
+) -> set[int]:
+    """Pks of the structures that ``model`` embedded successfully (from the structure itself)."""
+    return _successful_pks(_embedding_query(model, modality), among)

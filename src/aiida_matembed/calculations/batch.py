@@ -126,20 +126,25 @@ def _setup_inputs_in_bulk(self: Any) -> None:
     caching = node.base.caching
     caching._matembed_input_hashes = _stored_hashes(triples)
     caching.get_objects_to_hash = types.MethodType(_objects_to_hash_from_stored_input_hashes, caching)
+    if isinstance(node, orm.CalcJobNode) and not node.computer:  # what CalcJob._setup_inputs adds
+        code = self.inputs.get('code')
+        node.computer = code.computer if code is not None else None
     hook = getattr(type(self), '_matembed_after_inputs', None)
     if hook is not None:
         hook(self)
 
 
 def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], None] | None = None) -> Any:
-    """Make a calcfunction link its inputs in bulk (see the module docstring); return it unchanged.
+    """Make a calcfunction (or a CalcJob class) link its inputs in bulk (see the module docstring).
+
+    Returns its argument unchanged, so it also works as a class decorator.
 
     :param after_inputs: optional hook called with the process after the links are cached and before
         the node is stored (and hashed), e.g. to record attributes that must enter the cache hash.
     """
-    process_class = process_function.process_class
-    if not issubclass(process_class._node_class, orm.CalcFunctionNode):
-        raise TypeError('link_inputs_in_bulk only supports calcfunctions')
+    process_class = getattr(process_function, 'process_class', process_function)
+    if not issubclass(process_class._node_class, (orm.CalcFunctionNode, orm.CalcJobNode)):
+        raise TypeError('link_inputs_in_bulk only supports calcfunctions and CalcJobs')
     process_class._setup_inputs = _setup_inputs_in_bulk
     process_class._matembed_after_inputs = staticmethod(after_inputs) if after_inputs else None
     return process_function

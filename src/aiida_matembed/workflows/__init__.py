@@ -1,8 +1,9 @@
 """WorkChains of aiida-matembed."""
 
 from ..plugins import use_aiida_entry_points
+from .embed_group import EmbedGroupWorkChain
 from .featurize_group import FeaturizeGroupWorkChain
 
 use_aiida_entry_points()
 
-__all__ = ('FeaturizeGroupWorkChain',)
+__all__ = ('EmbedGroupWorkChain', 'FeaturizeGroupWorkChain')

@@ -14,8 +14,9 @@ from .base import (
     XrdSymmetryModel,
     XrdVaeModel,
     model_from_checkpoint,
+    model_from_parts,
 )
-from .checkpoint import ChecksumError, ModelCard, read_card, sha256_file, write_checkpoint
+from .checkpoint import ChecksumError, ModelCard, read_card, sha256_file, weights_from_bytes, write_checkpoint
 from .inputs import GraphInput, XrdInput
 from .networks import CRYSTAL_SYSTEMS, crystal_system_of
 from .registry import available_models, load_model, model_path
@@ -37,8 +38,10 @@ __all__ = (
     'crystal_system_of',
     'load_model',
     'model_from_checkpoint',
+    'model_from_parts',
     'model_path',
     'read_card',
     'sha256_file',
+    'weights_from_bytes',
     'write_checkpoint',
 )

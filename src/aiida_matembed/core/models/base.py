@@ -31,7 +31,7 @@ from .inputs import GraphInput, XrdInput
 from .networks import CRYSTAL_SYSTEMS, CmmlNet, PropertyNet, SymmetryNet, XrdVaeNet
 
 __all__ = ('MODEL_KINDS', 'CmmlModel', 'PropertyModel', 'SymmetryPrediction', 'TrainedModel', 'XrdSymmetryModel',
-           'XrdVaeModel', 'model_from_checkpoint')  # fmt: skip
+           'XrdVaeModel', 'model_from_checkpoint', 'model_from_parts')  # fmt: skip
 
 
 def _check_batch_size(batch_size: int) -> int:
@@ -309,11 +309,23 @@ def model_from_checkpoint(path: str | Path, device: str | None = 'auto') -> Trai
         raise ValueError(f'{path}: unknown model kind {card.kind!r}; known: {", ".join(MODEL_KINDS)}')
     if not card.sha256:
         raise ValueError(f'{path}: the model card records no sha256 of the weights; refusing to load')
-    cls = MODEL_KINDS[card.kind]
     state = read_weights(path, expected_sha256=card.sha256)  # verified and refused before anything else
+    return model_from_parts(card, state, device=device, source=str(path))
+
+
+def model_from_parts(
+    card: ModelCard, state: dict[str, Any], device: str | None = 'auto', source: str = 'model'
+) -> TrainedModel:
+    """Build the model of ``card`` and load ``state`` (tensors already read and verified) into it.
+
+    :raises ValueError: for an unknown kind or weights that do not fit the architecture.
+    """
+    if card.kind not in MODEL_KINDS:
+        raise ValueError(f'{source}: unknown model kind {card.kind!r}; known: {", ".join(MODEL_KINDS)}')
+    cls = MODEL_KINDS[card.kind]
     try:
         network = cls.build_network(card.architecture)
         network.load_state_dict(state, strict=True)
     except (RuntimeError, TypeError, KeyError) as exc:
-        raise ValueError(f'{path}: the weights do not match the architecture in the card ({exc})') from None
+        raise ValueError(f'{source}: the weights do not match the architecture in the card ({exc})') from None
     return cls(card, network, device=device)

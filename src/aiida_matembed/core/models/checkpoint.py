@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 __all__ = ('CARD_FORMAT', 'ChecksumError', 'ModelCard', 'checkpoint_paths', 'read_card', 'read_weights',
-           'sha256_file', 'write_checkpoint')  # fmt: skip
+           'sha256_file', 'weights_from_bytes', 'write_checkpoint')  # fmt: skip
 
 CARD_FORMAT = 1
 """Version of the model-card layout written by :func:`write_checkpoint`."""
@@ -142,3 +142,18 @@ def read_weights(path: str | Path, expected_sha256: str | None = None) -> dict[s
         return load_file(str(weights))
     except (SafetensorError, OSError, ValueError) as exc:
         raise ValueError(f'{weights} is not a safetensors file ({exc}); pickled weights are refused') from None
+
+
+def weights_from_bytes(data: bytes, expected_sha256: str | None, source: str = 'weights') -> dict[str, Any]:
+    """Tensors of a safetensors file given as bytes, after checking their sha256 (see :func:`read_weights`)."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load
+
+    if expected_sha256 is not None:
+        actual = hashlib.sha256(data).hexdigest()
+        if actual != expected_sha256:
+            raise ChecksumError(f'{source}: sha256 {actual} differs from the recorded {expected_sha256}')
+    try:
+        return load(data)
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise ValueError(f'{source} is not a safetensors file ({exc}); pickled weights are refused') from None

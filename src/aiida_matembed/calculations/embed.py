@@ -1,0 +1,246 @@
+"""``matembed.embed``: run a stored model (``matembed.model``) on a batch in ONE process with ONE output node.
+
+Inputs: the ``model`` node, the structures (namespace ``structures``, row order = sorted keys) *or* a stored
+``patterns`` node (:class:`~aiida_matembed.data.XrdPatternsData`, for XRD-reading models), ``parameters``
+(``modality``) and ``options`` (``device``, ``batch_size``: how, not what, so they are left out of the cache
+hash). Output ``features`` (:class:`~aiida_matembed.data.FeaturesData`) has ``representation`` = the model
+name and ``params`` = ``{'model', 'model_sha256', 'modality'}``, so the vectors of one model are found by
+attribute *and* by the graph (the creator's ``model`` input). Failed rows are NaN and listed in the
+``failures`` output; the rest of the batch is kept.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+from aiida import orm
+from aiida.engine import calcfunction
+from aiida.orm.nodes.process.process import ProcessNodeCaching
+
+from ..core.models.inference import check_modality, run_model, run_model_on_patterns
+from ..data.features import FeaturesData
+from ..data.model import ModelData, load_model_node
+from ..data.xrd import XrdPatternsData
+from .batch import (
+    convert_structures,
+    failure_record,
+    link_inputs_in_bulk,
+    run_maybe_cached,
+    store_structures,
+)
+
+__all__ = ('EMBED_IDENTIFIER', 'check_options', 'embed', 'embed_patterns', 'embed_structures', 'embedding_params',
+           'patterns_match_model')  # fmt: skip
+
+EMBED_IDENTIFIER = 'aiida.calculations:matembed.embed'
+"""Caching identifier of :func:`embed` (for ``verdi config set caching.enabled_for``)."""
+
+_OPTIONS = {'device': 'auto', 'batch_size': 256}
+
+
+def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
+    """``device`` (``'cpu'``, ``'cuda'``, ``'auto'``) and ``batch_size`` (> 0), validated, defaults filled in."""
+    merged = {**_OPTIONS, **(options or {})}
+    unknown = sorted(set(merged) - set(_OPTIONS))
+    if unknown:
+        raise ValueError(f'unknown option(s) {unknown}; valid options: {sorted(_OPTIONS)}')
+    size = merged['batch_size']
+    if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
+        raise ValueError(f'batch_size must be a positive integer, got {size!r}')
+    device = merged['device']
+    if not isinstance(device, str) or not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
+        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    return merged
+
+
+def embedding_params(model: ModelData, modality: str | None) -> dict[str, Any]:
+    """The ``params`` recorded on embeddings of ``model`` (model name, weights' sha256, modality)."""
+    modalities = model.base.attributes.get('modalities')
+    modality = modality or modalities[0]
+    if modality not in modalities:
+        raise ValueError(f'{model.name} reads {" or ".join(modalities)}, not {modality!r}')
+    return {'model': model.name, 'model_sha256': model.sha256, 'modality': modality}
+
+
+def _version(model: ModelData) -> int:
+    text = str(model.base.attributes.get('version'))
+    return int(text) if text.isdigit() else 0
+
+
+def patterns_match_model(patterns: XrdPatternsData, model: ModelData) -> None:
+    """Refuse stored patterns simulated with other settings than the model was trained on.
+
+    :raises ValueError: naming every setting that differs (wavelength, 2θ range, step, shape, width).
+    """
+    expected = model.base.attributes.get('inputs', {}).get('xrd')
+    if expected is None:
+        raise ValueError(f'{model.name} does not read XRD patterns')
+    from ..core.xrd.wavelengths import resolve_wavelength
+
+    differences = []
+    wavelength = resolve_wavelength(expected['wavelength'])
+    stored = patterns.base.attributes.get('wavelength_angstrom')
+    if stored is None or abs(float(stored) - wavelength) > 1e-6:
+        differences.append(f'wavelength {stored} Å vs {wavelength:.5f} Å')
+    for key in ('two_theta_range', 'step', 'shape', 'fwhm', 'eta'):
+        mine, theirs = expected.get(key), patterns.base.attributes.get(key)
+        if key == 'two_theta_range':
+            same = theirs is not None and np.allclose(np.asarray(mine, float), np.asarray(theirs, float))
+        elif isinstance(mine, (int, float)):
+            same = theirs is not None and abs(float(mine) - float(theirs)) < 1e-9
+        else:
+            same = mine == theirs
+        if not same:
+            differences.append(f'{key} {theirs!r} vs {mine!r}')
+    if patterns.base.attributes.get('doublet'):
+        differences.append('K-alpha doublet rendered vs single line')
+    if differences:
+        raise ValueError(
+            f'the stored patterns (XrdPatternsData<{patterns.pk}>) were not simulated with the settings of '
+            f'{model.name}: ' + '; '.join(differences) + '. Simulate them with the model settings, or embed the '
+            'structures (modality=xrd simulates with the right settings).'
+        )
+
+
+@calcfunction
+def embed(
+    model: ModelData,
+    parameters: orm.Dict | None = None,
+    options: orm.Dict | None = None,
+    patterns: XrdPatternsData | None = None,
+    **kwargs: Any,
+) -> dict[str, orm.Data]:
+    """Embed (or classify, or encode) the structures of the ``structures`` namespace, or stored patterns.
+
+    :param model: the ``matembed.model`` node to run.
+    :param parameters: ``modality`` (``'structure'`` or ``'xrd'``; default: the model's first).
+    :param options: ``device`` and ``batch_size`` (not part of the cache hash).
+    :param patterns: stored patterns to embed instead of structures (settings must match the model's).
+    :returns: ``features`` (:class:`FeaturesData`) and, if any row failed, ``failures``.
+    """
+    structures = kwargs.pop('structures', None)
+    if kwargs:
+        raise ValueError(f'unexpected inputs {sorted(kwargs)}: pass the structures in the `structures` namespace')
+    settings = parameters.get_dict() if parameters is not None else {}
+    unknown = sorted(set(settings) - {'modality'})
+    if unknown:
+        raise ValueError(f'unknown parameter(s) {unknown}; valid: modality')
+    run_options = check_options(options.get_dict() if options is not None else None)
+    loaded = model.load_model(device=run_options['device'])
+    failures: list[dict[str, Any]] = []
+    if patterns is not None:
+        if structures:
+            raise ValueError('give either structures or patterns, not both')
+        patterns_match_model(patterns, model)
+        params = embedding_params(model, 'xrd')
+        result = run_model_on_patterns(loaded, patterns.profiles, batch_size=run_options['batch_size'])
+        rows: list[str | None] = patterns.rows
+        for failure in result.failures:
+            failures.append({'index': failure.index, 'uuid': rows[failure.index], 'pk': None,
+                             'error_type': failure.error_type, 'message': failure.message})  # fmt: skip
+        matrix = result.matrix
+    else:
+        if not structures:
+            raise ValueError('no structures given: the `structures` namespace is empty')
+        nodes = [structures[key] for key in sorted(structures)]
+        params = embedding_params(model, settings.get('modality'))
+        check_modality(loaded, params['modality'])
+        converted, converted_rows, failures = convert_structures(nodes)
+        result = run_model(loaded, converted, modality=params['modality'], batch_size=run_options['batch_size'])
+        matrix = np.full((len(nodes), len(result.labels)), np.nan, dtype=np.float32)
+        matrix[converted_rows] = result.matrix
+        for failure in result.failures:
+            row = converted_rows[failure.index]
+            failures.append(failure_record(row, nodes[row], failure.error_type, failure.message))
+        failures.sort(key=lambda f: f['index'])
+        rows = [node.uuid for node in nodes]
+    outputs: dict[str, orm.Data] = {
+        'features': FeaturesData(
+            matrix,
+            labels=result.labels,
+            representation=model.name,
+            version=_version(model),
+            params=params,
+            rows=rows,
+            failures=failures,
+        )
+    }
+    if failures:
+        outputs['failures'] = orm.List(failures)
+    return outputs
+
+
+def _ignore_runtime_options(process: Any) -> None:
+    """Leave ``options`` (device, batch size) out of the cache hash: they change how, not what, is computed."""
+    caching = process.node.base.caching
+    caching._hash_ignored_inputs = [*ProcessNodeCaching._hash_ignored_inputs, 'options']
+
+
+link_inputs_in_bulk(embed, after_inputs=_ignore_runtime_options)
+
+
+def _prepare(
+    model: ModelData | str | int, modality: str | None, device: str, batch_size: int
+) -> tuple[ModelData, dict[str, Any], dict[str, Any]]:
+    options = check_options({'device': device, 'batch_size': batch_size})
+    node = load_model_node(model)
+    embedding_params(node, modality)  # checks the modality before anything is stored
+    if options['device'].startswith('cuda'):
+        from ..core.xrd.batched import resolve_device
+
+        resolve_device(options['device'])  # no GPU -> clear error before anything runs
+    return node, options, ({'modality': modality} if modality else {})
+
+
+def embed_structures(
+    structures: Iterable[Any] | Mapping[str, Any],
+    model: ModelData | str | int = 'matembed.cmml',
+    *,
+    modality: str | None = None,
+    device: str = 'auto',
+    batch_size: int = 256,
+    use_cache: bool = True,
+    label: str | None = None,
+) -> tuple[FeaturesData, orm.CalcFunctionNode]:
+    """Run :func:`embed` on structures (``StructureData``, pymatgen or ASE; unstored ones are stored).
+
+    :param model: a ``ModelData``, its pk, or a registered name / checkpoint path (imported once).
+    :returns: the output :class:`FeaturesData` and the process node.
+    :raises ValueError: unknown model, bad modality, device or batch size (before anything is stored).
+    """
+    node, options, params = _prepare(model, modality, device, batch_size)
+    inputs: dict[str, Any] = {
+        'structures': store_structures(structures),
+        'model': node,
+        'parameters': orm.Dict(params).store(),
+        'options': orm.Dict(options).store(),
+    }
+    if label:
+        inputs['metadata'] = {'label': label}
+    outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
+    assert outputs is not None
+    return outputs['features'], process
+
+
+def embed_patterns(
+    patterns: XrdPatternsData,
+    model: ModelData | str | int = 'matembed.cmml',
+    *,
+    device: str = 'auto',
+    batch_size: int = 512,
+    use_cache: bool = True,
+) -> tuple[FeaturesData, orm.CalcFunctionNode]:
+    """Run :func:`embed` on stored patterns (they must have been simulated with the model's settings)."""
+    node, options, _ = _prepare(model, 'xrd', device, batch_size)
+    patterns_match_model(patterns, node)
+    inputs: dict[str, Any] = {
+        'patterns': patterns,
+        'model': node,
+        'parameters': orm.Dict({'modality': 'xrd'}).store(),
+        'options': orm.Dict(options).store(),
+    }
+    outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
+    assert outputs is not None
+    return outputs['features'], process

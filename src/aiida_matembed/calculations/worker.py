@@ -1,0 +1,261 @@
+"""``matembed.worker``: ship a batch to any AiiDA computer and run ``aiida-matembed-worker`` there.
+
+One CalcJob for every task, so featurising, XRD simulation and embedding can all run remotely (a GPU node
+of a cluster through Slurm and SSH, or ``localhost``):
+
+* ``task='featurize'``: ``representation`` + ``parameters`` (any registered representation);
+* ``task='xrd'``: ``parameters`` = the settings of ``matembed.simulate_xrd``;
+* ``task='embed'``: ``model`` (a ``matembed.model`` node; its weights are copied along, or referenced by
+  ``remote_model_path`` on the computer and checked against the node's sha256 there) + ``parameters``
+  (``modality``).
+
+The structures travel as one compact ``structures.npz`` (see :mod:`aiida_matembed.worker.io`), results come
+back as ``output.npz``, and the parser (:mod:`aiida_matembed.parsers.worker`) builds the same output nodes as
+the calcfunctions (``features`` or ``patterns``, plus ``failures``), so queries find results of either path.
+Device (``cpu``, ``cuda``, ``auto``) is an input; scheduler resources go in ``metadata.options`` as for any
+CalcJob.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from aiida import orm
+from aiida.common.datastructures import CalcInfo, CodeInfo
+from aiida.common.folders import Folder
+from aiida.engine import CalcJob
+
+from ..data.features import FeaturesData
+from ..data.model import CARD, WEIGHTS, ModelData
+from ..data.xrd import XrdPatternsData
+from .batch import link_inputs_in_bulk, refresh_in_bulk
+
+__all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code')
+
+WORKER_TASKS = ('embed', 'featurize', 'xrd')
+
+INSTALL_HINT = (
+    'install it on that computer with `pip install aiida-matembed` (torch first, from the build that suits its '
+    'GPUs), then point the code at the path printed by `which aiida-matembed-worker`'
+)
+
+
+def _validate_task(value: orm.Str, _: Any) -> str | None:
+    if value.value not in WORKER_TASKS:
+        return f'task must be one of {WORKER_TASKS}, got {value.value!r}'
+    return None
+
+
+def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
+    """Check the combination of task, model, representation, parameters, device and batch size."""
+    task = inputs.get('task')
+    if task is None:
+        return None
+    task = task.value
+    params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
+    if not inputs.get('structures'):
+        return 'no structures given: the `structures` namespace is empty'
+    device = inputs['device'].value if 'device' in inputs else 'auto'
+    if not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
+        return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
+    if 'batch_size' in inputs and inputs['batch_size'].value <= 0:
+        return f'batch_size must be a positive integer, got {inputs["batch_size"].value}'
+    try:
+        if task == 'embed':
+            if 'model' not in inputs:
+                return "task 'embed' needs a `model` input (a matembed.model node)"
+            from .embed import embedding_params
+
+            unknown = sorted(set(params) - {'modality'})
+            if unknown:
+                return f'unknown parameter(s) {unknown} for embed; valid: modality'
+            embedding_params(inputs['model'], params.get('modality'))
+        elif task == 'featurize':
+            if 'representation' not in inputs:
+                return "task 'featurize' needs a `representation` input"
+            from ..core.representations import load_representation_class
+
+            load_representation_class(inputs['representation'].value).from_params(params)
+        else:
+            from .xrd import _settings
+
+            _settings(params)
+    except (ValueError, TypeError) as exception:
+        return str(exception)
+    return None
+
+
+@link_inputs_in_bulk
+class WorkerCalculation(CalcJob):
+    """Run one featurise / XRD / embed task for a batch of structures with ``aiida-matembed-worker``."""
+
+    _STRUCTURES = 'structures.npz'
+    _TASK = 'task.json'
+    _OUTPUT = 'output.npz'
+    _STATUS = 'status.json'
+    _STDOUT = 'worker.out'
+    _STDERR = 'worker.err'
+
+    @classmethod
+    def define(cls, spec: Any) -> None:
+        """Inputs, outputs and exit codes."""
+        super().define(spec)
+        spec.input_namespace(
+            'structures', valid_type=orm.StructureData, dynamic=True, help='The batch; rows follow the sorted keys.'
+        )
+        spec.input('task', valid_type=orm.Str, validator=_validate_task, help=f'One of {WORKER_TASKS}.')
+        spec.input('model', valid_type=ModelData, required=False, help="The model to run (task 'embed').")
+        spec.input('representation', valid_type=orm.Str, required=False, help="Representation (task 'featurize').")
+        spec.input(
+            'parameters',
+            valid_type=orm.Dict,
+            required=False,
+            help='Options: of the representation, the XRD settings, or {"modality": ...} for embed.',
+        )
+        spec.input(
+            'device',
+            valid_type=orm.Str,
+            default=lambda: orm.Str('auto'),
+            help="'cpu', 'cuda' (fails with ERROR_NO_GPU if there is none) or 'auto'.",
+        )
+        spec.input('batch_size', valid_type=orm.Int, required=False, help='Structures per forward pass (embed).')
+        spec.input(
+            'remote_model_path',
+            valid_type=orm.Str,
+            required=False,
+            help='Absolute path of the checkpoint (.safetensors with its .json) on the computer; '
+            'the weights are then not copied (their sha256 is still checked against the model node).',
+        )
+        spec.inputs.validator = _validate_inputs
+        options = spec.inputs['metadata']['options']
+        options['resources'].default = {'num_machines': 1, 'num_mpiprocs_per_machine': 1}
+        options['withmpi'].default = False
+        options['parser_name'].default = 'matembed.worker'
+        spec.output('features', valid_type=FeaturesData, required=False, help='featurize / embed result.')
+        spec.output('patterns', valid_type=XrdPatternsData, required=False, help='xrd result.')
+        spec.output('failures', valid_type=orm.List, required=False, help='Rows that failed (the rest is kept).')
+        spec.output('worker_status', valid_type=orm.Dict, required=False, help='Device, host and timings.')
+        spec.exit_code(
+            300,
+            'ERROR_NO_STATUS',
+            message='the worker wrote no status file (it did not run or was killed); its stderr: {stderr}',
+        )
+        spec.exit_code(
+            301,
+            'ERROR_WORKER_NOT_INSTALLED',
+            message='aiida-matembed-worker was not found on the computer: {stderr}; ' + INSTALL_HINT,
+        )
+        spec.exit_code(310, 'ERROR_BAD_INPUT', message='the worker refused the input: {message}')
+        spec.exit_code(320, 'ERROR_NO_GPU', message='no GPU where one was required: {message}')
+        spec.exit_code(330, 'ERROR_OUT_OF_MEMORY', message='the worker ran out of memory: {message}')
+        spec.exit_code(340, 'ERROR_WORKER_CRASHED', message='the worker crashed: {message}')
+        spec.exit_code(350, 'ERROR_INVALID_OUTPUT', message='the worker output cannot be read: {message}')
+
+    def prepare_for_submission(self, folder: Folder) -> CalcInfo:
+        """Write ``structures.npz`` and ``task.json``; copy the model weights unless referenced remotely."""
+        from ..worker.io import write_structures
+
+        nodes = [self.inputs.structures[key] for key in sorted(self.inputs.structures)]
+        refresh_in_bulk(nodes)
+        write_structures(
+            Path(folder.get_abs_path(self._STRUCTURES)),
+            [node.base.attributes.all for node in nodes],
+            [node.uuid for node in nodes],
+        )
+        task_name = self.inputs.task.value
+        params = self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
+        task: dict[str, Any] = {
+            'task': task_name,
+            'structures': self._STRUCTURES,
+            'output': self._OUTPUT,
+            'device': self.inputs.device.value,
+        }
+        if 'batch_size' in self.inputs:
+            task['batch_size'] = self.inputs.batch_size.value
+        local_copy_list = []
+        if task_name == 'embed':
+            model = self.inputs.model
+            task['modality'] = params.get('modality')
+            if 'remote_model_path' in self.inputs:
+                task['model'] = {'weights': self.inputs.remote_model_path.value, 'sha256': model.sha256}
+            else:
+                task['model'] = {'weights': 'model.safetensors', 'sha256': model.sha256}
+                local_copy_list = [(model.uuid, WEIGHTS, 'model.safetensors'), (model.uuid, CARD, 'model.json')]
+        elif task_name == 'featurize':
+            task['representation'] = self.inputs.representation.value
+            task['parameters'] = params
+        else:
+            from .xrd import _settings
+
+            task['parameters'] = _settings(params)
+        with folder.open(self._TASK, 'w') as handle:
+            json.dump(task, handle, indent=1)
+
+        codeinfo = CodeInfo()
+        codeinfo.code_uuid = self.inputs.code.uuid
+        codeinfo.cmdline_params = [self._TASK]
+        codeinfo.stdout_name = self._STDOUT
+        codeinfo.stderr_name = self._STDERR
+        calcinfo = CalcInfo()
+        calcinfo.codes_info = [codeinfo]
+        calcinfo.local_copy_list = local_copy_list
+        calcinfo.retrieve_list = [self._OUTPUT, self._STATUS, self._STDOUT, self._STDERR]
+        return calcinfo
+
+
+def get_worker_code(
+    computer: orm.Computer | str = 'localhost', filepath: str | None = None, *, check: bool = True
+) -> orm.InstalledCode:
+    """The ``InstalledCode`` of ``aiida-matembed-worker`` on ``computer`` (created and stored once).
+
+    :param filepath: path of the executable on the computer; default: the one installed with this package
+        (on ``localhost``), or ``aiida-matembed-worker`` found on the remote ``PATH``.
+    :param check: verify through the computer's transport that the executable exists.
+    :raises ValueError: when the worker is not installed there (the message says how to install it).
+    """
+    import shutil
+
+    if isinstance(computer, str):
+        computer = orm.load_computer(computer)
+    if filepath is None:
+        if computer.hostname in ('localhost', '127.0.0.1') and computer.transport_type == 'core.local':
+            filepath = shutil.which('aiida-matembed-worker')
+            if filepath is None:
+                raise ValueError(f'aiida-matembed-worker is not on the PATH of this machine; {INSTALL_HINT}')
+        else:
+            filepath = _which_on(computer)
+    label = 'aiida-matembed-worker'
+    query = orm.QueryBuilder().append(orm.Computer, filters={'id': computer.pk}, tag='computer')
+    query.append(
+        orm.InstalledCode,
+        with_computer='computer',
+        filters={'label': label, 'attributes.filepath_executable': filepath},
+    )
+    existing = query.first(flat=True)
+    if existing is not None:
+        return existing
+    code = orm.InstalledCode(
+        computer=computer,
+        filepath_executable=filepath,
+        label=label,
+        description='aiida-matembed worker (featurise / XRD / embed batches)',
+        default_calc_job_plugin='matembed.worker',
+    )
+    if check:
+        try:
+            code.validate_filepath_executable()
+        except Exception as exception:
+            raise ValueError(f'{filepath} on {computer.label}: {exception}; {INSTALL_HINT}') from None
+    return code.store()
+
+
+def _which_on(computer: orm.Computer) -> str:
+    """Absolute path of ``aiida-matembed-worker`` on the computer's login ``PATH``."""
+    with computer.get_transport() as transport:
+        status, stdout, _ = transport.exec_command_wait('command -v aiida-matembed-worker')
+    path = stdout.strip()
+    if status != 0 or not path:
+        raise ValueError(f'aiida-matembed-worker is not on the PATH of computer {computer.label!r}; {INSTALL_HINT}')
+    return path

@@ -1,0 +1,259 @@
+"""``verdi data matembed models list|import|show`` and ``verdi data matembed embed``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+from aiida.cmdline.params import arguments, options
+from aiida.cmdline.utils import decorators, echo
+
+from . import _check_selection, _load_structures, cmd_matembed
+
+__all__ = ('cmd_embed', 'cmd_models')
+
+
+@cmd_matembed.group('models')
+def cmd_models() -> None:
+    """Trained models: registered ones and those imported into the database (matembed.model nodes)."""
+
+
+@cmd_models.command('list')
+@decorators.with_dbenv()
+def cmd_models_list() -> None:
+    """List registered models (entry points) and the model nodes stored in the database."""
+    from aiida import orm
+
+    from ..core.models import available_models, model_path, read_card
+    from ..data.model import ModelData
+
+    click.echo('registered (entry points aiida_matembed.models):')
+    for name in available_models():
+        try:
+            card = read_card(model_path(name))
+            click.echo(
+                f'  {name:<24} {card.kind:<13} v{card.version}  sha256 {card.sha256[:12]}  {card.description[:60]}'
+            )
+        except Exception as exception:
+            click.echo(f'  {name:<24} (cannot read: {exception})')
+    query = orm.QueryBuilder().append(
+        ModelData,
+        project=['id', 'attributes.name', 'attributes.kind', 'attributes.embedding_dim', 'attributes.sha256', 'ctime'],
+    )
+    query.order_by({ModelData: {'id': 'asc'}})
+    rows = query.all()
+    click.echo(f'stored in the database ({len(rows)}):')
+    for pk, name, kind, dim, sha, ctime in rows:
+        click.echo(
+            f'  pk {pk:<6} {name:<24} {kind:<13} dim {dim:<4} sha256 {sha[:12]}  imported {ctime:%Y-%m-%d %H:%M}'
+        )
+
+
+@cmd_models.command('import')
+@click.argument('models', nargs=-1, required=True)
+@decorators.with_dbenv()
+def cmd_models_import(models: tuple[str, ...]) -> None:
+    """Import MODELS (registered names or checkpoint paths) as matembed.model nodes (checksums verified).
+
+    Importing a model that is already stored (same name and sha256) returns the existing node.
+    """
+    from ..data.model import import_model
+
+    for name in models:
+        try:
+            node = import_model(name)
+        except Exception as exception:
+            echo.echo_critical(f'{name}: {exception}')
+            return
+        echo.echo_success(f'{name} -> ModelData<{node.pk}> ({node.name}, sha256 {node.sha256[:12]})')
+
+
+@cmd_models.command('show')
+@click.argument('model')
+@decorators.with_dbenv()
+def cmd_models_show(model: str) -> None:
+    """Show a model (pk, UUID, or registered name / checkpoint path): card, metrics, what it produced."""
+    from ..query import model_embeddings, model_nodes
+
+    try:
+        nodes = model_nodes(model)
+        if not nodes:
+            from ..data.model import import_model
+
+            nodes = [import_model(model)]
+    except Exception as exception:
+        echo.echo_critical(str(exception))
+        return
+    node = nodes[0]
+    attributes = node.base.attributes
+    card = node.card
+    click.echo(f'ModelData<{node.pk}> {node.uuid}')
+    for key in ('name', 'kind', 'version', 'sha256', 'embedding_dim', 'modalities', 'data_sha256', 'size_bytes'):
+        click.echo(f'  {key:<14}: {attributes.get(key)}')
+    click.echo(f'  architecture  : {json.dumps(card.architecture)}')
+    click.echo(f'  inputs        : {json.dumps(card.inputs)}')
+    click.echo(f'  description   : {card.description}')
+    metrics = card.metrics
+    for section, values in metrics.items():
+        if isinstance(values, dict):
+            text = ', '.join(
+                f'{k}={v:.4g}' if isinstance(v, float) else f'{k}={v}'
+                for k, v in values.items()
+                if not isinstance(v, (dict, list))
+            )
+            click.echo(f'  metrics.{section:<6}: {text}')
+    produced = model_embeddings(node)
+    rows = sum(f.base.attributes.get('n_rows') for f in produced)
+    click.echo(f'  produced      : {len(produced)} FeaturesData node(s), {rows} row(s)')
+
+
+@cmd_matembed.command('embed')
+@arguments.NODES('structures', required=False)
+@options.GROUP(help='Embed every StructureData of this Group (incremental: skips current results).')
+@click.option(
+    '-m',
+    '--model',
+    default='matembed.cmml',
+    show_default=True,
+    help='Registered model name, checkpoint path, or pk of a matembed.model node.',
+)
+@click.option('--modality', type=click.Choice(['structure', 'xrd']), help='Input the model reads (default: its first).')
+@click.option('-b', '--batch-size', type=int, default=1000, show_default=True, help='Structures per process.')
+@click.option('-d', '--device', default='auto', show_default=True, help="'cpu', 'cuda' or 'auto'.")
+@click.option('-Y', '--computer', help='Run each batch as a matembed.worker CalcJob on this computer.')
+@click.option('-X', '--code', 'code_label', help='aiida-matembed-worker code to run the worker CalcJobs with.')
+@click.option('--force', is_flag=True, help='Also embed structures that already have current embeddings.')
+@click.option('--submit', is_flag=True, help='Group only: submit the EmbedGroupWorkChain to the daemon and return.')
+@decorators.with_dbenv()
+def cmd_embed(
+    structures: tuple[Any, ...],
+    group: Any,
+    model: str,
+    modality: str | None,
+    batch_size: int,
+    device: str,
+    computer: str | None,
+    code_label: str | None,
+    force: bool,
+    submit: bool,
+) -> None:
+    """Embed STRUCTURES (pks / UUIDs) or a Group with a model; one FeaturesData per batch, linked to the model."""
+    from ..calculations.embed import check_options, embed_structures, embedding_params
+    from ..data.model import load_model_node
+    from ..query import embedded_structure_pks
+
+    if batch_size <= 0:
+        echo.echo_critical(f'--batch-size must be a positive integer, got {batch_size}')
+    _check_selection(structures, group)
+    try:
+        check_options({'device': device})
+        node = load_model_node(int(model) if model.isdigit() else (Path(model) if '/' in model else model))
+        modality = embedding_params(node, modality)['modality']
+        code = _worker_code(computer, code_label)
+    except Exception as exception:
+        echo.echo_critical(str(exception))
+        return
+    echo.echo_report(f'model {node.name} (ModelData<{node.pk}>, sha256 {node.sha256[:12]}), modality {modality}')
+    if group is not None and (code is not None or submit):
+        _run_group(group, node, modality, batch_size, device, code, force, submit)
+        return
+    if group is not None:
+        from ..workflows.embed_group import group_structure_pks
+
+        pks = group_structure_pks(group)
+    else:
+        pks = [n.pk for n in structures]
+    if not force:
+        done = embedded_structure_pks(node, modality=modality, among=pks)
+        pks = [pk for pk in pks if pk not in done]
+    echo.echo_report(f'{len(pks)} structure(s) to embed')
+    results = []
+    with click.progressbar(length=len(pks), label='embedding', show_pos=True) as bar:
+        for start in range(0, len(pks), batch_size):
+            chunk = _load_structures(pks[start : start + batch_size])
+            if code is None:
+                features, process = embed_structures(chunk, node, modality=modality, device=device)
+            else:
+                features, process = _run_worker(chunk, node, modality, device, code)
+            results.append((features, process))
+            bar.update(len(chunk))
+    for features, process in results:
+        if features is None:
+            echo.echo_error(
+                f'{process.process_label}<{process.pk}> failed: [{process.exit_status}] {process.exit_message}'
+            )
+            continue
+        echo.echo_success(
+            f'FeaturesData<{features.pk}> ({features.base.attributes.get("n_rows")} x '
+            f'{features.base.attributes.get("n_features")}, {features.base.attributes.get("n_failed")} failed) '
+            f'from {process.process_label}<{process.pk}>'
+        )
+        for failure in features.failures[:10]:
+            echo.echo_warning(f'  StructureData<{failure.get("pk")}>: {failure["message"]}')
+
+
+def _worker_code(computer: str | None, code_label: str | None) -> Any:
+    from aiida import orm
+
+    from ..calculations.worker import get_worker_code
+
+    if code_label is not None:
+        return orm.load_code(code_label)
+    if computer is not None:
+        return get_worker_code(computer)
+    return None
+
+
+def _run_worker(nodes: list[Any], model: Any, modality: str, device: str, code: Any) -> tuple[Any, Any]:
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from ..calculations.batch import row_key
+    from ..calculations.worker import WorkerCalculation
+
+    outputs, process = run_get_node(
+        WorkerCalculation,
+        code=code,
+        structures={row_key(i): n for i, n in enumerate(nodes)},
+        task=orm.Str('embed'),
+        model=model,
+        parameters=orm.Dict({'modality': modality}),
+        device=orm.Str(device),
+    )
+    return outputs.get('features'), process
+
+
+def _run_group(
+    group: Any, model: Any, modality: str, batch_size: int, device: str, code: Any, force: bool, submit: bool
+) -> None:
+    from aiida import orm
+    from aiida.engine import run_get_node
+    from aiida.engine import submit as submit_process
+
+    from ..workflows.embed_group import EmbedGroupWorkChain
+
+    inputs: dict[str, Any] = {
+        'group': orm.Str(group.uuid),
+        'task': orm.Str('embed'),
+        'model': model,
+        'parameters': orm.Dict({'modality': modality}),
+        'batch_size': orm.Int(batch_size),
+        'device': orm.Str(device),
+        'skip_existing': orm.Bool(not force),
+    }
+    if code is not None:
+        inputs['code'] = code
+    if submit:
+        node = submit_process(EmbedGroupWorkChain, **inputs)
+        echo.echo_success(f'submitted EmbedGroupWorkChain<{node.pk}>; follow it with `verdi process report {node.pk}`')
+        return
+    outputs, node = run_get_node(EmbedGroupWorkChain, **inputs)
+    for label, result in sorted(outputs.get('results', {}).items()):
+        echo.echo_success(
+            f'{label}: FeaturesData<{result.pk}> ({result.base.attributes.get("n_rows")} rows, '
+            f'{result.base.attributes.get("n_failed")} failed)'
+        )
+    if not node.is_finished_ok:
+        echo.echo_critical(f'EmbedGroupWorkChain<{node.pk}> failed: [{node.exit_status}] {node.exit_message}')

@@ -1,0 +1,5 @@
+"""Parsers of aiida-matembed's CalcJobs."""
+
+from .worker import WorkerParser
+
+__all__ = ('WorkerParser',)

@@ -1,0 +1,279 @@
+"""``matembed.embed_group``: embed, featurise or simulate XRD for a whole Group, in batches, incrementally.
+
+Each batch runs either in-process (the ``matembed.embed`` / ``matembed.featurize`` / ``matembed.simulate_xrd``
+calcfunction) or, when a ``code`` of ``aiida-matembed-worker`` is given, as a ``matembed.worker`` CalcJob on
+that code's computer (a GPU node through its scheduler), up to ``max_concurrent`` at a time. Structures that
+already have a current result (same model / representation and options, row not failed, made by either
+path) are skipped. A batch that runs out of memory is restarted as two halves (down to one structure).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiida import orm
+from aiida.engine import ExitCode, WorkChain, append_, while_
+
+from ..calculations.batch import row_key
+from ..data.model import ModelData
+from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
+
+__all__ = ('EmbedGroupWorkChain', 'group_structure_pks')
+
+TASKS = ('embed', 'featurize', 'xrd')
+
+
+def group_structure_pks(group: orm.Group) -> list[int]:
+    """Pks of the ``StructureData`` of ``group``, sorted."""
+    query = orm.QueryBuilder().append(orm.Group, filters={'id': group.pk}, tag='group')
+    query.append(orm.StructureData, with_group='group', project='id')
+    return sorted(query.all(flat=True))
+
+
+def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
+    task = inputs['task'].value if 'task' in inputs else 'embed'
+    if task not in TASKS:
+        return f'task must be one of {TASKS}, got {task!r}'
+    params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
+    if 'batch_size' in inputs and inputs['batch_size'].value < 1:
+        return f'batch_size must be a positive integer, got {inputs["batch_size"].value}'
+    if 'max_concurrent' in inputs and inputs['max_concurrent'].value < 1:
+        return f'max_concurrent must be >= 1, got {inputs["max_concurrent"].value}'
+    device = inputs['device'].value if 'device' in inputs else 'auto'
+    if not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
+        return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
+    try:
+        if task == 'embed':
+            if 'model' not in inputs:
+                return "task 'embed' needs a `model` (matembed.model node)"
+            from ..calculations.embed import embedding_params
+
+            unknown = sorted(set(params) - {'modality'})
+            if unknown:
+                return f'unknown parameter(s) {unknown} for embed; valid: modality'
+            embedding_params(inputs['model'], params.get('modality'))
+        elif task == 'featurize':
+            if 'representation' not in inputs:
+                return "task 'featurize' needs a `representation`"
+            from ..core.representations import load_representation_class
+
+            load_representation_class(inputs['representation'].value).from_params(params)
+        else:
+            from ..calculations.xrd import _settings
+
+            _settings(params)
+    except (ValueError, TypeError) as exception:
+        return str(exception)
+    return None
+
+
+def _is_out_of_memory(exception: BaseException) -> bool:
+    from ..worker import _is_out_of_memory as check
+
+    return check(exception)
+
+
+class EmbedGroupWorkChain(WorkChain):
+    """Run one task (``embed``, ``featurize`` or ``xrd``) over the structures of a Group in batches."""
+
+    @classmethod
+    def define(cls, spec: Any) -> None:
+        """Inputs, outline, outputs and exit codes."""
+        super().define(spec)
+        spec.input('group', valid_type=orm.Str, validator=_validate_group, help='Label, pk or UUID of the Group.')
+        spec.input('task', valid_type=orm.Str, default=lambda: orm.Str('embed'), help=f'One of {TASKS}.')
+        spec.input('model', valid_type=ModelData, required=False, help='Model to run (task embed).')
+        spec.input('representation', valid_type=orm.Str, required=False, help='Representation (task featurize).')
+        spec.input(
+            'parameters',
+            valid_type=orm.Dict,
+            required=False,
+            help='{"modality": ...} (embed), options of the representation, or the XRD settings.',
+        )
+        spec.input('batch_size', valid_type=orm.Int, default=lambda: orm.Int(1000))
+        spec.input('skip_existing', valid_type=orm.Bool, default=lambda: orm.Bool(True))
+        spec.input('device', valid_type=orm.Str, default=lambda: orm.Str('auto'), help="'cpu', 'cuda' or 'auto'.")
+        spec.input(
+            'code',
+            valid_type=orm.AbstractCode,
+            required=False,
+            help='aiida-matembed-worker code: run each batch as a matembed.worker CalcJob on its computer.',
+        )
+        spec.input(
+            'options',
+            valid_type=orm.Dict,
+            required=False,
+            help='metadata.options of the worker CalcJobs (resources, queue, walltime, ...).',
+        )
+        spec.input(
+            'remote_model_path',
+            valid_type=orm.Str,
+            required=False,
+            help='Checkpoint path on the computer (the weights are then not copied).',
+        )
+        spec.input('max_concurrent', valid_type=orm.Int, default=lambda: orm.Int(4), help='Worker jobs in flight.')
+        spec.inputs.validator = _validate_inputs
+        spec.outline(
+            cls.setup,
+            while_(cls.has_work)(cls.launch, cls.inspect),  # type: ignore[arg-type]
+            cls.finalize,
+        )
+        spec.output_namespace(
+            'results',
+            valid_type=orm.Data,
+            dynamic=True,
+            help='One FeaturesData (embed, featurize) or XrdPatternsData (xrd) per batch.',
+        )
+        spec.exit_code(300, 'ERROR_BATCHES_FAILED', message='{n} batch(es) failed ({pks} structure(s)): {errors}')
+
+    # --------------------------------------------------------------------------------------- helpers
+    def _task_name(self) -> str:
+        return self.inputs.task.value
+
+    def _params(self) -> dict[str, Any]:
+        return dict(self.ctx.params)
+
+    def _pending(self, group: orm.Group) -> list[int]:
+        pks = group_structure_pks(group)
+        if not self.inputs.skip_existing.value or not pks:
+            return pks
+        task = self._task_name()
+        if task == 'featurize':
+            return pending_structure_pks(group, self.inputs.representation.value, self._params())
+        if task == 'xrd':
+            from ..query import simulated_structure_pks
+
+            done = simulated_structure_pks(self._params(), among=pks)
+        else:
+            from ..calculations.embed import embedding_params
+            from ..query import embedded_structure_pks
+
+            modality = embedding_params(self.inputs.model, self._params().get('modality'))['modality']
+            done = embedded_structure_pks(self.inputs.model, modality=modality, among=pks)
+        return [pk for pk in pks if pk not in done]
+
+    # ----------------------------------------------------------------------------------------- steps
+    def setup(self) -> None:
+        """Resolve options on the whole Group, find the structures without current results, make batches."""
+        group = _load_group(self.inputs.group.value)
+        given = self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
+        if self._task_name() == 'featurize':
+            given = resolve_params(self.inputs.representation.value, given, group=group)
+        self.ctx.params = given
+        pending = self._pending(group)
+        size = self.inputs.batch_size.value
+        self.ctx.batches = [pending[i : i + size] for i in range(0, len(pending), size)]
+        self.ctx.running = {}
+        self.ctx.n_done = 0
+        self.ctx.failed = []
+        where = f'with worker code {self.inputs.code.full_label}' if 'code' in self.inputs else 'in-process'
+        self.report(
+            f'{len(pending)} structure(s) of group {group.label!r}: {self._task_name()} in '
+            f'{len(self.ctx.batches)} batch(es) {where}'
+        )
+
+    def has_work(self) -> bool:
+        """Whether batches remain to run or to inspect."""
+        return bool(self.ctx.batches) or bool(self.ctx.running)
+
+    def launch(self) -> None:
+        """Run the next batch in-process, or submit up to ``max_concurrent`` worker CalcJobs."""
+        if 'code' not in self.inputs:
+            if self.ctx.batches:
+                self._run_inline(self.ctx.batches.pop(0))
+            return
+        while self.ctx.batches and len(self.ctx.running) < self.inputs.max_concurrent.value:
+            batch = self.ctx.batches.pop(0)
+            node = self.submit(self._worker_class(), **self._worker_inputs(batch))
+            self.ctx.running[str(node.pk)] = batch
+            self.to_context(jobs=append_(node))
+
+    def inspect(self) -> None:
+        """Collect finished worker jobs: keep results, halve out-of-memory batches, record failures."""
+        from ..calculations.worker import WorkerCalculation
+
+        for node in self.ctx.get('jobs', []):
+            batch = self.ctx.running.pop(str(node.pk), None)
+            if batch is None:
+                continue
+            if node.is_finished_ok:
+                self._record(node.outputs.patterns if self._task_name() == 'xrd' else node.outputs.features)
+            elif node.exit_status == WorkerCalculation.exit_codes.ERROR_OUT_OF_MEMORY.status and len(batch) > 1:
+                self._halve(batch, f'worker job {node.pk} ran out of memory')
+            else:
+                self._fail(batch, f'worker job {node.pk}: [{node.exit_status}] {node.exit_message}')
+        self.ctx.jobs = []
+
+    def finalize(self) -> ExitCode | None:
+        """Report; exit non-zero if a batch failed (results of the other batches are outputs)."""
+        self.report(f'{self.ctx.n_done} batch(es) done')
+        if self.ctx.failed:
+            errors = '; '.join(error for _, error in self.ctx.failed[:3])
+            n_pks = sum(len(batch) for batch, _ in self.ctx.failed)
+            return self.exit_codes.ERROR_BATCHES_FAILED.format(n=len(self.ctx.failed), pks=n_pks, errors=errors)
+        return None
+
+    # ------------------------------------------------------------------------------------ internals
+    def _record(self, output: orm.Data) -> None:
+        self.out(f'results.batch_{self.ctx.n_done:04d}', output)
+        self.ctx.n_done += 1
+
+    def _halve(self, batch: list[int], why: str) -> None:
+        half = len(batch) // 2
+        self.report(f'{why}: restarting the batch of {len(batch)} as two of {half} and {len(batch) - half}')
+        self.ctx.batches[:0] = [batch[:half], batch[half:]]
+
+    def _fail(self, batch: list[int], error: str) -> None:
+        self.report(f'batch of {len(batch)} failed: {error}')
+        self.ctx.failed.append((batch, error))
+
+    def _nodes(self, batch: list[int]) -> list[orm.StructureData]:
+        nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch}}).all(flat=True)
+        return sorted(nodes, key=lambda node: node.pk)
+
+    def _run_inline(self, batch: list[int]) -> None:
+        from ..calculations import embed_structures, featurize_structures, simulate_xrd_structures
+
+        nodes = self._nodes(batch)
+        task, params, device = self._task_name(), self._params(), self.inputs.device.value
+        output: orm.Data
+        try:
+            if task == 'embed':
+                output, _ = embed_structures(nodes, self.inputs.model, modality=params.get('modality'), device=device)
+            elif task == 'featurize':
+                output, _ = featurize_structures(nodes, self.inputs.representation.value, params)
+            else:
+                output, _ = simulate_xrd_structures(nodes, params)
+        except Exception as exception:
+            if _is_out_of_memory(exception) and len(batch) > 1:
+                self._halve(batch, f'out of memory ({exception})')
+            else:
+                self._fail(batch, f'{type(exception).__name__}: {exception}')
+            return
+        self._record(output)
+
+    @staticmethod
+    def _worker_class() -> Any:
+        from ..calculations.worker import WorkerCalculation
+
+        return WorkerCalculation
+
+    def _worker_inputs(self, batch: list[int]) -> dict[str, Any]:
+        task = self._task_name()
+        inputs: dict[str, Any] = {
+            'code': self.inputs.code,
+            'structures': {row_key(i): node for i, node in enumerate(self._nodes(batch))},
+            'task': orm.Str(task),
+            'device': self.inputs.device,
+            'parameters': orm.Dict(self._params()),
+            'metadata': {'call_link_label': f'worker_{self.ctx.n_done + len(self.ctx.running):04d}'},
+        }
+        if 'options' in self.inputs:
+            inputs['metadata']['options'] = self.inputs.options.get_dict()
+        if task == 'embed':
+            inputs['model'] = self.inputs.model
+            if 'remote_model_path' in self.inputs:
+                inputs['remote_model_path'] = self.inputs.remote_model_path
+        elif task == 'featurize':
+            inputs['representation'] = self.inputs.representation
+        return inputs
