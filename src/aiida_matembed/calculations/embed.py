@@ -1,23 +1,26 @@
 """``matembed.embed``: run a stored model (``matembed.model``) on a batch in ONE process with ONE output node.
 
 Inputs: the ``model`` node, the structures (namespace ``structures``, row order = sorted keys) *or* a stored
-``patterns`` node (:class:`~aiida_matembed.data.XrdPatternsData`, for XRD-reading models), ``parameters``
-(``modality``) and ``options`` (``device``, ``batch_size``: how, not what, so they are left out of the cache
-hash). Output ``features`` (:class:`~aiida_matembed.data.FeaturesData`) has ``representation`` = the model
-name and ``params`` = ``{'model', 'model_sha256', 'modality'}``, so the vectors of one model are found by
-attribute *and* by the graph (the creator's ``model`` input). Failed rows are NaN and listed in the
+``patterns`` node (:class:`~aiida_matembed.data.XrdPatternsData`, for XRD-reading models) and ``parameters``
+(``modality``). The device and the forward-pass batch size change how, not what, is computed, so they are not
+inputs (they would split the cache): :func:`embed_structures` passes them through a context variable and the
+device used is recorded as the ``device`` attribute of the output.
+
+Output ``features`` (:class:`~aiida_matembed.data.FeaturesData`) has ``representation`` = the model name and
+``params`` = ``{'model', 'model_sha256', 'modality'}``, so the vectors of one model are found by attribute
+*and* by the graph (the creator's ``model`` input). Failed rows are NaN and listed in the
 ``failures`` output; the rest of the batch is kept.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
-from aiida.orm.nodes.process.process import ProcessNodeCaching
 
 from ..core.models.inference import check_modality, run_model, run_model_on_patterns
 from ..data.features import FeaturesData
@@ -38,6 +41,7 @@ EMBED_IDENTIFIER = 'aiida.calculations:matembed.embed'
 """Caching identifier of :func:`embed` (for ``verdi config set caching.enabled_for``)."""
 
 _OPTIONS = {'device': 'auto', 'batch_size': 256}
+_RUNTIME: ContextVar[dict[str, Any]] = ContextVar('matembed_embed_runtime', default=_OPTIONS)
 
 
 def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
@@ -108,7 +112,6 @@ def patterns_match_model(patterns: XrdPatternsData, model: ModelData) -> None:
 def embed(
     model: ModelData,
     parameters: orm.Dict | None = None,
-    options: orm.Dict | None = None,
     patterns: XrdPatternsData | None = None,
     **kwargs: Any,
 ) -> dict[str, orm.Data]:
@@ -116,7 +119,6 @@ def embed(
 
     :param model: the ``matembed.model`` node to run.
     :param parameters: ``modality`` (``'structure'`` or ``'xrd'``; default: the model's first).
-    :param options: ``device`` and ``batch_size`` (not part of the cache hash).
     :param patterns: stored patterns to embed instead of structures (settings must match the model's).
     :returns: ``features`` (:class:`FeaturesData`) and, if any row failed, ``failures``.
     """
@@ -127,7 +129,7 @@ def embed(
     unknown = sorted(set(settings) - {'modality'})
     if unknown:
         raise ValueError(f'unknown parameter(s) {unknown}; valid: modality')
-    run_options = check_options(options.get_dict() if options is not None else None)
+    run_options = check_options(_RUNTIME.get())
     loaded = model.load_model(device=run_options['device'])
     failures: list[dict[str, Any]] = []
     if patterns is not None:
@@ -156,29 +158,23 @@ def embed(
             failures.append(failure_record(row, nodes[row], failure.error_type, failure.message))
         failures.sort(key=lambda f: f['index'])
         rows = [node.uuid for node in nodes]
-    outputs: dict[str, orm.Data] = {
-        'features': FeaturesData(
-            matrix,
-            labels=result.labels,
-            representation=model.name,
-            version=_version(model),
-            params=params,
-            rows=rows,
-            failures=failures,
-        )
-    }
+    features = FeaturesData(
+        matrix,
+        labels=result.labels,
+        representation=model.name,
+        version=_version(model),
+        params=params,
+        rows=rows,
+        failures=failures,
+    )
+    features.base.attributes.set('device', str(loaded.device))
+    outputs: dict[str, orm.Data] = {'features': features}
     if failures:
         outputs['failures'] = orm.List(failures)
     return outputs
 
 
-def _ignore_runtime_options(process: Any) -> None:
-    """Leave ``options`` (device, batch size) out of the cache hash: they change how, not what, is computed."""
-    caching = process.node.base.caching
-    caching._hash_ignored_inputs = [*ProcessNodeCaching._hash_ignored_inputs, 'options']
-
-
-link_inputs_in_bulk(embed, after_inputs=_ignore_runtime_options)
+link_inputs_in_bulk(embed)
 
 
 def _prepare(
@@ -215,11 +211,14 @@ def embed_structures(
         'structures': store_structures(structures),
         'model': node,
         'parameters': orm.Dict(params).store(),
-        'options': orm.Dict(options).store(),
     }
     if label:
         inputs['metadata'] = {'label': label}
-    outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
+    token = _RUNTIME.set(options)
+    try:
+        outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
+    finally:
+        _RUNTIME.reset(token)
     assert outputs is not None
     return outputs['features'], process
 
@@ -239,8 +238,11 @@ def embed_patterns(
         'patterns': patterns,
         'model': node,
         'parameters': orm.Dict({'modality': 'xrd'}).store(),
-        'options': orm.Dict(options).store(),
     }
-    outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
+    token = _RUNTIME.set(options)
+    try:
+        outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
+    finally:
+        _RUNTIME.reset(token)
     assert outputs is not None
     return outputs['features'], process

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import io
-import warnings
 from collections.abc import Iterable
 from typing import Any, Literal
 
@@ -219,9 +218,7 @@ class Chgnet(StructuralRepresentation):
         model = self._model()
         device = _resolve_device(self.device)
         out = np.empty((len(prepared), CHGNET_FEATURES))
-        with torch.no_grad(), warnings.catch_warnings():
-            # CHGNet's batching converts cell volumes with requires_grad to a tensor (harmless)
-            warnings.filterwarnings('ignore', message='.*requires_grad=True to a scalar', category=UserWarning)
+        with torch.no_grad():  # features only: no forces or stresses, hence no autograd graph
             for start in range(0, len(prepared), self.batch_size):
                 graphs = [g.to(device) for g in prepared[start : start + self.batch_size]]
                 prediction = model(graphs, task='e', return_crystal_feas=True)

@@ -1,0 +1,141 @@
+"""``matembed.worker`` end to end on localhost (core.local transport, core.direct scheduler)."""
+
+import numpy as np
+import pytest
+from aiida import orm
+from aiida.engine import run_get_node
+
+from aiida_matembed.calculations import embed_structures, featurize_structures, simulate_xrd_structures
+from aiida_matembed.calculations.batch import row_key
+from aiida_matembed.calculations.worker import WorkerCalculation, get_worker_code
+from aiida_matembed.core.models import model_path
+from aiida_matembed.data import import_model
+from aiida_matembed.query import embedded_structure_pks, featurized_structure_pks, get_embedding
+from aiida_matembed.testing import bad_inputs
+
+
+@pytest.fixture
+def setup(aiida_profile_clean, aiida_localhost, examples):
+    ordered = [e.structure for e in examples if e.structure.is_ordered][:5]
+    overlapping = next(b for b in bad_inputs() if b.label == 'overlapping atoms').structure
+    nodes = [orm.StructureData(pymatgen=s).store() for s in [*ordered[:2], overlapping, *ordered[2:]]]
+    return get_worker_code(aiida_localhost), {row_key(i): n for i, n in enumerate(nodes)}, nodes
+
+
+def test_embed_through_the_worker_gives_the_calcfunction_result(setup):
+    code, structures, nodes = setup
+    model = import_model('matembed.cmml')
+    outputs, node = run_get_node(
+        WorkerCalculation, code=code, structures=structures, task=orm.Str('embed'), model=model, device=orm.Str('cpu')
+    )
+    assert node.is_finished_ok, node.exit_message
+    remote = outputs['features']
+    local, _ = embed_structures(nodes, model, device='cpu', use_cache=False)
+    np.testing.assert_allclose(remote.features, local.features, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert remote.base.attributes.get('params') == local.base.attributes.get('params')
+    assert remote.failures == local.failures and remote.failures[0]['pk'] == nodes[2].pk
+    assert outputs['worker_status']['timings']['compute_s'] > 0
+    # the query helpers find results of either path, by the model node
+    assert node.pk in {f.creator.pk for f in [remote]}
+    assert embedded_structure_pks(model) == {n.pk for i, n in enumerate(nodes) if i != 2}
+    np.testing.assert_array_equal(get_embedding(nodes[0], model), local.features[0])  # newest: the calcfunction
+
+
+def test_featurize_and_xrd_through_the_worker(setup):
+    code, structures, nodes = setup
+    outputs, node = run_get_node(
+        WorkerCalculation,
+        code=code,
+        structures=structures,
+        task=orm.Str('featurize'),
+        representation=orm.Str('matembed.magpie'),
+    )
+    assert node.is_finished_ok, node.exit_message
+    local, _ = featurize_structures(nodes, 'matembed.magpie', use_cache=False)
+    np.testing.assert_allclose(outputs['features'].features, local.features, rtol=1e-12, equal_nan=True)
+    assert featurized_structure_pks('matembed.magpie', version=1) >= {nodes[0].pk, nodes[1].pk}
+
+    settings = {'step': 0.05, 'fwhm': 0.2}
+    outputs, node = run_get_node(
+        WorkerCalculation,
+        code=code,
+        structures=structures,
+        task=orm.Str('xrd'),
+        parameters=orm.Dict(settings),
+        device=orm.Str('cpu'),
+    )
+    assert node.is_finished_ok, node.exit_message
+    patterns = outputs['patterns']
+    reference, _ = simulate_xrd_structures(nodes, settings, use_cache=False)
+    np.testing.assert_allclose(patterns.profiles, reference.profiles, rtol=1e-5, atol=1e-6, equal_nan=True)
+    assert patterns.base.attributes.get('settings') == reference.base.attributes.get('settings')
+    np.testing.assert_allclose(patterns.peaks(1).two_theta, reference.peaks(1).two_theta)
+
+
+def test_model_referenced_by_path_on_the_computer(setup):
+    code, structures, _ = setup
+    model = import_model('matembed.xrd_vae')
+    outputs, node = run_get_node(
+        WorkerCalculation,
+        code=code,
+        structures=structures,
+        task=orm.Str('embed'),
+        model=model,
+        remote_model_path=orm.Str(str(model_path('matembed.xrd_vae'))),
+        device=orm.Str('cpu'),
+    )
+    assert node.is_finished_ok, node.exit_message
+    assert outputs['features'].features.shape == (6, 2)
+    assert 'model.safetensors' not in node.outputs.remote_folder.listdir()
+
+
+def test_missing_worker_and_missing_gpu_give_clear_exit_codes(setup, aiida_localhost):
+    code, structures, _ = setup
+    missing = orm.InstalledCode(
+        computer=aiida_localhost, filepath_executable='/opt/nowhere/aiida-matembed-worker', label='missing-worker'
+    ).store()
+    _, node = run_get_node(
+        WorkerCalculation,
+        code=missing,
+        structures=structures,
+        task=orm.Str('featurize'),
+        representation=orm.Str('matembed.magpie'),
+    )
+    assert node.exit_status == WorkerCalculation.exit_codes.ERROR_WORKER_NOT_INSTALLED.status
+    assert 'pip install aiida-matembed' in node.exit_message
+    with pytest.raises(ValueError, match='pip install aiida-matembed'):
+        get_worker_code(aiida_localhost, '/opt/nowhere/aiida-matembed-worker')
+    import torch
+
+    if not torch.cuda.is_available():
+        _, node = run_get_node(
+            WorkerCalculation,
+            code=code,
+            structures=structures,
+            task=orm.Str('featurize'),
+            representation=orm.Str('matembed.magpie'),
+            device=orm.Str('cuda'),
+        )
+        assert node.exit_status == WorkerCalculation.exit_codes.ERROR_NO_GPU.status
+
+
+@pytest.mark.parametrize(
+    ('inputs', 'message'),
+    [
+        ({'task': 'nope'}, 'task must be one of'),
+        ({'task': 'embed'}, 'needs a `model` input'),
+        ({'task': 'featurize'}, 'needs a `representation` input'),
+        ({'task': 'featurize', 'representation': 'matembed.magpie', 'batch_size': 0}, 'batch_size must be a positive'),
+        ({'task': 'featurize', 'representation': 'matembed.magpie', 'device': 'tpu'}, 'device must be'),
+        ({'task': 'featurize', 'representation': 'matembed.nope'}, "unknown representation 'matembed.nope'"),
+        ({'task': 'xrd', 'parameters': {'step': -1}}, 'step'),
+    ],
+)
+def test_bad_inputs_are_refused_before_submission(setup, inputs, message):
+    code, structures, _ = setup
+    wrapped = {
+        key: orm.Dict(v) if isinstance(v, dict) else orm.Int(v) if isinstance(v, int) else orm.Str(v)
+        for key, v in inputs.items()
+    }
+    with pytest.raises(ValueError, match=message):
+        run_get_node(WorkerCalculation, code=code, structures=structures, **wrapped)
