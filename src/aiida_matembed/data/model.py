@@ -134,7 +134,8 @@ class ModelData(orm.Data):
         return weights
 
     def __str__(self) -> str:
-        return f'ModelData<{self.pk}> {self.base.attributes.get("name")} ({str(self.base.attributes.get("sha256"))[:12]})'
+        sha = str(self.base.attributes.get('sha256'))[:12]
+        return f'ModelData<{self.pk}> {self.base.attributes.get("name")} ({sha})'
 
 
 def _build(weights: bytes, card: ModelCard, device: str | None) -> TrainedModel:

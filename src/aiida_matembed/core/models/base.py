@@ -110,17 +110,31 @@ class TrainedModel:
         graph_input = self._graph_input()
         out = np.full((len(items), width), np.nan, dtype=np.float32)
         self.failures = []
-        for start in range(0, len(items), batch_size):
-            chunk = items[start : start + batch_size]
-            arrays, rows, failures = graph_input.arrays(chunk, errors='record')
-            self.failures += [Failure(f.index + start, f.error_type, f.message) for f in failures]
-            if failures and errors == 'raise':
-                raise FeaturizationError(self.failures[0])
-            if not rows:
-                continue
-            batch = graph_input.batch(arrays).to(self.device)
-            with torch.no_grad():
-                out[np.asarray(rows) + start] = fn(batch).float().cpu().numpy()
+
+        def prepare(start: int) -> tuple[int, Any, list[int], list[Failure]]:
+            arrays, rows, failures = graph_input.arrays(items[start : start + batch_size], errors='record')
+            return start, (graph_input.batch(arrays) if rows else None), rows, failures
+
+        # build the graphs of the next chunk in a thread while the encoder runs on this one (torch releases
+        # the GIL), so neither the CPU cores nor a GPU wait for the other
+        from concurrent.futures import ThreadPoolExecutor
+
+        starts = list(range(0, len(items), batch_size))
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pending = pool.submit(prepare, starts[0]) if starts else None
+            for index in range(len(starts)):
+                assert pending is not None
+                start, batch, rows, failures = pending.result()
+                pending = pool.submit(prepare, starts[index + 1]) if index + 1 < len(starts) else None
+                self.failures += [Failure(f.index + start, f.error_type, f.message) for f in failures]
+                if failures and errors == 'raise':
+                    if pending is not None:
+                        pending.cancel()
+                    raise FeaturizationError(self.failures[0])
+                if batch is None:
+                    continue
+                with torch.no_grad():
+                    out[np.asarray(rows) + start] = fn(batch.to(self.device)).float().cpu().numpy()
         return out
 
     def _run_patterns(self, patterns: Any, fn: Any, width: int, batch_size: int) -> np.ndarray:

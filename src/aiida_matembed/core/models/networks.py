@@ -62,8 +62,11 @@ class CrystalEncoder(nn.Module):
         from torch_geometric.utils import scatter
 
         x = self.embed(batch.x)
-        for conv in self.convs:
-            x = nn.functional.silu(conv(x, batch.edge_index, batch.edge_attr))
+        if self.training or torch.is_grad_enabled():
+            for conv in self.convs:
+                x = nn.functional.silu(conv(x, batch.edge_index, batch.edge_attr))
+        else:
+            x = self._convolve_inference(x, batch.edge_index, batch.edge_attr)
         size = int(batch.num_graphs)
         pooled = torch.cat(
             [
@@ -73,6 +76,48 @@ class CrystalEncoder(nn.Module):
             dim=1,
         )
         return self.head(pooled)
+
+
+    def _convolve_inference(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
+        """The ``CGConv`` layers without autograd, regrouped so the big products are per atom, not per edge.
+
+        ``CGConv`` applies ``W [x_i, x_j, e_ij] + b`` to every edge (``2H + E`` inputs). Splitting ``W`` by
+        columns gives ``W_i x_i + W_j x_j + W_e e_ij + b``: the first two terms are computed once per atom
+        and gathered, the last once per edge with only ``E`` inputs, for all layers in one product. Same
+        arithmetic up to float round-off (tested against ``CGConv``), ~2-3x faster on CPU.
+        """
+        source, target = edge_index[0], edge_index[1]
+        n_atoms, hidden = x.shape
+        weights = [torch.cat([conv.lin_f.weight, conv.lin_s.weight], 0) for conv in self.convs]  # (2H, 2H + E)
+        biases = torch.cat([torch.cat([conv.lin_f.bias, conv.lin_s.bias]) for conv in self.convs])
+        edge_terms = torch.addmm(biases, edge_attr, torch.cat([w[:, 2 * hidden :] for w in weights], 0).T)
+        # the graphs of matembed.crystal_graph usually give every atom the same number K of neighbours, listed
+        # atom by atom: then the mean over incoming edges is a reshape and a mean, with no scatter
+        n_edges = target.shape[0]
+        k = n_edges // max(n_atoms, 1)
+        dense = n_atoms > 0 and k * n_atoms == n_edges
+        if dense:
+            expected = torch.arange(n_atoms, device=x.device).repeat_interleave(k)
+            dense = bool(torch.equal(target, expected))
+        if not dense:
+            counts = torch.zeros(n_atoms, dtype=x.dtype, device=x.device)
+            counts.index_add_(0, target, torch.ones_like(target, dtype=x.dtype))
+            inverse = (1.0 / counts.clamp(min=1.0))[:, None]
+        for layer, (conv, weight) in enumerate(zip(self.convs, weights, strict=True)):
+            own = x @ weight[:, :hidden].T  # (N, 2H): the W_i x_i term of every edge into this atom
+            neighbour = (x @ weight[:, hidden : 2 * hidden].T)[source]  # (n_edges, 2H): W_j x_j
+            z = edge_terms[:, layer * 2 * hidden : (layer + 1) * 2 * hidden] + neighbour
+            if dense:
+                z = z.view(n_atoms, k, 2 * hidden) + own[:, None, :]
+                out = (torch.sigmoid(z[..., :hidden]) * nn.functional.softplus(z[..., hidden:])).mean(dim=1)
+            else:
+                z = z + own[target]
+                message = torch.sigmoid(z[:, :hidden]) * nn.functional.softplus(z[:, hidden:])
+                out = torch.zeros_like(x).index_add_(0, target, message) * inverse
+            if conv.bn is not None:
+                out = conv.bn(out)
+            x = nn.functional.silu(out + x)
+        return x
 
 
 class XrdEncoder(nn.Module):
