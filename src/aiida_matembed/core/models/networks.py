@@ -77,7 +77,6 @@ class CrystalEncoder(nn.Module):
         )
         return self.head(pooled)
 
-
     def _convolve_inference(self, x: torch.Tensor, edge_index: torch.Tensor, edge_attr: torch.Tensor) -> torch.Tensor:
         """The ``CGConv`` layers without autograd, regrouped so the big products are per atom, not per edge.
 
@@ -88,8 +87,9 @@ class CrystalEncoder(nn.Module):
         """
         source, target = edge_index[0], edge_index[1]
         n_atoms, hidden = x.shape
-        weights = [torch.cat([conv.lin_f.weight, conv.lin_s.weight], 0) for conv in self.convs]  # (2H, 2H + E)
-        biases = torch.cat([torch.cat([conv.lin_f.bias, conv.lin_s.bias]) for conv in self.convs])
+        convs: list[Any] = list(self.convs)
+        weights = [torch.cat([conv.lin_f.weight, conv.lin_s.weight], 0) for conv in convs]  # (2H, 2H + E)
+        biases = torch.cat([torch.cat([conv.lin_f.bias, conv.lin_s.bias]) for conv in convs])
         edge_terms = torch.addmm(biases, edge_attr, torch.cat([w[:, 2 * hidden :] for w in weights], 0).T)
         # the graphs of matembed.crystal_graph usually give every atom the same number K of neighbours, listed
         # atom by atom: then the mean over incoming edges is a reshape and a mean, with no scatter
@@ -103,7 +103,7 @@ class CrystalEncoder(nn.Module):
             counts = torch.zeros(n_atoms, dtype=x.dtype, device=x.device)
             counts.index_add_(0, target, torch.ones_like(target, dtype=x.dtype))
             inverse = (1.0 / counts.clamp(min=1.0))[:, None]
-        for layer, (conv, weight) in enumerate(zip(self.convs, weights, strict=True)):
+        for layer, (conv, weight) in enumerate(zip(convs, weights, strict=True)):
             own = x @ weight[:, :hidden].T  # (N, 2H): the W_i x_i term of every edge into this atom
             neighbour = (x @ weight[:, hidden : 2 * hidden].T)[source]  # (n_edges, 2H): W_j x_j
             z = edge_terms[:, layer * 2 * hidden : (layer + 1) * 2 * hidden] + neighbour
