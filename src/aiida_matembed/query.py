@@ -119,10 +119,16 @@ def featurized_structure_pks(
     return _successful_pks(_features_query(representation, version, params), among)
 
 
-def _successful_pks(qb: orm.QueryBuilder, among: list[int] | None) -> set[int]:
-    """Pks of the ``structure`` rows of ``qb`` whose row in the ``features`` node (tag) did not fail."""
+def _successful_pks(qb: orm.QueryBuilder, among: list[int] | None, include_failed: bool = False) -> set[int]:
+    """Pks of the ``structure`` rows of ``qb`` whose row in the ``features`` node (tag) did not fail.
+
+    :param include_failed: also count rows recorded as failed (the structure was tried).
+    """
     if among is not None:
         qb.add_filter('structure', {'id': {'in': list(among)}})
+    if include_failed:
+        qb.add_projection('structure', 'id')
+        return set(qb.all(flat=True))
     qb.add_projection('structure', 'id')
     qb.add_projection('features', ['attributes.n_failed', 'id'])
     done: set[int] = set()
@@ -160,10 +166,13 @@ def featurized_structures(
 _XRD_KEYS = ('wavelength_angstrom', 'two_theta_range', 'step', 'shape', 'fwhm', 'eta', 'doublet')
 
 
-def simulated_structure_pks(settings: dict[str, Any], *, among: list[int] | None = None) -> set[int]:
+def simulated_structure_pks(
+    settings: dict[str, Any], *, among: list[int] | None = None, include_failed: bool = False
+) -> set[int]:
     """Pks of the structures with a successful pattern simulated with ``settings`` (as ``simulate_xrd``).
 
     :param settings: options of ``matembed.simulate_xrd`` (defaults filled in, wavelength resolved).
+    :param include_failed: also count structures whose simulation failed (recorded failure).
     """
     from .calculations.xrd import _settings
 
@@ -271,7 +280,14 @@ def model_embeddings(model: ModelData | str | int, *, modality: str | None = Non
 
 
 def embedded_structure_pks(
-    model: ModelData | str | int, *, modality: str | None = None, among: list[int] | None = None
+    model: ModelData | str | int,
+    *,
+    modality: str | None = None,
+    among: list[int] | None = None,
+    include_failed: bool = False,
 ) -> set[int]:
-    """Pks of the structures that ``model`` embedded successfully (from the structure itself)."""
-    return _successful_pks(_embedding_query(model, modality), among)
+    """Pks of the structures that ``model`` embedded successfully (from the structure itself).
+
+    :param include_failed: also count structures recorded as failures by that model (they were tried).
+    """
+    return _successful_pks(_embedding_query(model, modality), among, include_failed)

@@ -128,9 +128,12 @@ def main(argv: list[str] | None = None) -> int:
         f'  verdi data matembed show <FeaturesData pk>\n'
         f'  verdi data matembed xrd -G {GROUP_LABEL} --wavelength MoKa --plot mo.png --export xy/\n'
         f'  verdi data matembed export <FeaturesData pk> -f csv -o features.csv\n'
+        f'  verdi data matembed models list; verdi data matembed models show matembed.cmml\n'
+        f'  verdi data matembed embed -G {GROUP_LABEL} -m matembed.xrd_vae            # 2D map coordinates\n'
+        f'  verdi data matembed embed -G {GROUP_LABEL} -m matembed.cmml -Y localhost  # through the worker CalcJob\n'
         f"  python -c \"from aiida import load_profile; load_profile('{args.profile}');\n"
-        f'    from aiida_matembed.query import get_features, featurized_structures;\n'
-        f"    print(len(featurized_structures('matembed.magpie')))\"\n"
+        f'    from aiida_matembed.query import get_embedding, featurized_structures, model_embeddings;\n'
+        f"    print(len(featurized_structures('matembed.magpie')), len(model_embeddings('matembed.cmml')))\"\n"
         '  (set AIIDA_PATH as scripts/quickstart.sh printed, and pass -p to verdi)'
     )
     return 0
@@ -171,34 +174,70 @@ def _simulate_xrd(group: Any, output_dir: str) -> None:
 
 
 def _learned_models(group: Any) -> None:
-    """Embed the examples with ``matembed.cmml`` and classify their patterns with ``matembed.xrd_symmetry``."""
+    """Embed the Group with ``matembed.cmml`` and classify it with ``matembed.xrd_symmetry``, stored with provenance.
+
+    Both models are imported as ``matembed.model`` nodes (checksums verified, once); the
+    ``matembed.embed_group`` WorkChain stores one ``FeaturesData`` per batch whose creator has the model node
+    as input (incremental: a second run embeds nothing). The ranks and predictions printed are read back from
+    the stored vectors through the provenance graph.
+    """
+    import numpy as np
     from aiida import orm
+    from aiida.common.exceptions import NotExistent
+    from aiida.engine import run_get_node
     from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
-    from aiida_matembed.core.models import CmmlModel, XrdSymmetryModel, load_model
+    from aiida_matembed.core.models import CRYSTAL_SYSTEMS
+    from aiida_matembed.data import import_model
+    from aiida_matembed.query import get_embedding, model_embeddings
+    from aiida_matembed.workflows import EmbedGroupWorkChain
 
     nodes = sorted((n for n in group.nodes if isinstance(n, orm.StructureData)), key=lambda n: n.pk or 0)
-    structures = [n.get_pymatgen() for n in nodes]
-    ordered = [i for i, s in enumerate(structures) if s.is_ordered]
-    cmml = load_model('matembed.cmml', device='cpu')
-    assert isinstance(cmml, CmmlModel)
-    from_structures = cmml.embed_structures([structures[i] for i in ordered])
-    from_xrd = cmml.embed_xrd([structures[i] for i in ordered])
-    similarity = from_xrd @ from_structures.T
-    rank = (similarity > similarity.diagonal()[:, None]).sum(axis=1)
-    symmetry = load_model('matembed.xrd_symmetry', device='cpu')
-    assert isinstance(symmetry, XrdSymmetryModel)
-    prediction = symmetry.predict_structures(structures)
+    cmml, symmetry = import_model('matembed.cmml'), import_model('matembed.xrd_symmetry')
     print(
-        f'\nLearned models (CPU): {cmml.name} embeddings {from_structures.shape} of the ordered examples from their '
-        f'crystal graphs and from their simulated patterns; {symmetry.name} on the patterns'
+        f'\nLearned models as nodes: ModelData<{cmml.pk}> {cmml.name} (sha256 {cmml.sha256[:12]}), '
+        f'ModelData<{symmetry.pk}> {symmetry.name} (sha256 {symmetry.sha256[:12]})'
     )
+    for model, modality in ((cmml, 'structure'), (cmml, 'xrd'), (symmetry, 'xrd')):
+        outputs, workchain = run_get_node(
+            EmbedGroupWorkChain,
+            group=orm.Str(group.uuid),
+            model=model,
+            parameters=orm.Dict({'modality': modality}),
+            device=orm.Str('cpu'),
+        )
+        made = ', '.join(
+            f'FeaturesData<{f.pk}> ({f.base.attributes.get("n_rows")} x {f.base.attributes.get("n_features")}, '
+            f'{f.base.attributes.get("n_failed")} failed)'
+            for f in outputs.get('results', {}).values()
+        )
+        print(f'  {model.name} from {modality}: EmbedGroupWorkChain<{workchain.pk}> stored {made or "nothing new"}')
+    print(f'  {cmml.name} has produced {len(model_embeddings(cmml))} FeaturesData node(s) (query by model node)')
+
+    def stored(node: orm.StructureData, model: Any, modality: str) -> np.ndarray | None:
+        try:
+            return get_embedding(node, model, modality=modality)
+        except NotExistent:  # a recorded failure, e.g. partial occupancy for the crystal graph
+            return None
+
+    from_structures = [stored(n, cmml, 'structure') for n in nodes]
+    ordered = [i for i, v in enumerate(from_structures) if v is not None]
+    graph_vectors = np.stack([from_structures[i] for i in ordered])
+    xrd_vectors = np.stack([stored(nodes[i], cmml, 'xrd') for i in ordered])
+    similarity = xrd_vectors @ graph_vectors.T
+    rank = (similarity > similarity.diagonal()[:, None]).sum(axis=1)
     print(f'  {"structure":<28}{"XRD->structure rank":>20}  {"space group (spglib)":>21}  predicted (top-5)')
     for i, node in enumerate(nodes):
-        truth = SpacegroupAnalyzer(structures[i], symprec=0.01).get_space_group_number() if i in ordered else 0
+        structure = node.get_pymatgen()
+        truth = SpacegroupAnalyzer(structure, symprec=0.01).get_space_group_number() if i in ordered else 0
         where = f'{int(rank[ordered.index(i)]) + 1} of {len(ordered)}' if i in ordered else 'disordered'
-        top = ' '.join(str(g) for g in prediction.space_group_topk[i])
-        print(f'  {node.label:<28}{where:>20}  {truth or "-":>21}  {prediction.crystal_system[i]} {top}')
+        probabilities = stored(node, symmetry, 'xrd')
+        if probabilities is None:
+            predicted = 'failed'
+        else:
+            system = CRYSTAL_SYSTEMS[int(np.argmax(probabilities[:7]))]
+            predicted = f'{system} ' + ' '.join(str(g + 1) for g in np.argsort(-probabilities[7:], kind='stable')[:5])
+        print(f'  {node.label:<28}{where:>20}  {truth or "-":>21}  {predicted}')
     hits = int((rank == 0).sum())
     print(f'  XRD pattern -> its own structure first: {hits} of {len(ordered)}')
 

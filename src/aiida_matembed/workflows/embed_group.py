@@ -3,8 +3,10 @@
 Each batch runs either in-process (the ``matembed.embed`` / ``matembed.featurize`` / ``matembed.simulate_xrd``
 calcfunction) or, when a ``code`` of ``aiida-matembed-worker`` is given, as a ``matembed.worker`` CalcJob on
 that code's computer (a GPU node through its scheduler), up to ``max_concurrent`` at a time. Structures that
-already have a current result (same model / representation and options, row not failed, made by either
-path) are skipped. A batch that runs out of memory is restarted as two halves (down to one structure).
+already have a current result (same model / representation and options, made by either path) are skipped;
+for ``embed`` and ``xrd`` a recorded failure (e.g. partial occupancy for a crystal-graph model) counts as a
+result, since the same model fails the same way again (``skip_existing=False`` retries everything).
+A batch that runs out of memory is restarted as two halves (down to one structure).
 """
 
 from __future__ import annotations
@@ -143,13 +145,13 @@ class EmbedGroupWorkChain(WorkChain):
         if task == 'xrd':
             from ..query import simulated_structure_pks
 
-            done = simulated_structure_pks(self._params(), among=pks)
+            done = simulated_structure_pks(self._params(), among=pks, include_failed=True)
         else:
             from ..calculations.embed import embedding_params
             from ..query import embedded_structure_pks
 
             modality = embedding_params(self.inputs.model, self._params().get('modality'))['modality']
-            done = embedded_structure_pks(self.inputs.model, modality=modality, among=pks)
+            done = embedded_structure_pks(self.inputs.model, modality=modality, among=pks, include_failed=True)
         return [pk for pk in pks if pk not in done]
 
     # ----------------------------------------------------------------------------------------- steps
