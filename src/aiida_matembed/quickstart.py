@@ -222,8 +222,8 @@ def _learned_models(group: Any) -> None:
 
     from_structures = [stored(n, cmml, 'structure') for n in nodes]
     ordered = [i for i, v in enumerate(from_structures) if v is not None]
-    graph_vectors = np.stack([from_structures[i] for i in ordered])
-    xrd_vectors = np.stack([stored(nodes[i], cmml, 'xrd') for i in ordered])
+    graph_vectors = np.stack([v for v in from_structures if v is not None])
+    xrd_vectors = np.stack([get_embedding(nodes[i], cmml, modality='xrd') for i in ordered])
     similarity = xrd_vectors @ graph_vectors.T
     rank = (similarity > similarity.diagonal()[:, None]).sum(axis=1)
     print(f'  {"structure":<28}{"XRD->structure rank":>20}  {"space group (spglib)":>21}  predicted (top-5)')

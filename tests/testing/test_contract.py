@@ -16,11 +16,15 @@ VARIANTS = {
     'matembed.magpie': [{}, {'impute_nan': False}],
 }
 CASES = [(name, params) for name in list_representations() for params in VARIANTS.get(name, [{}])]
+OPTIONAL_EXTRAS = {'matembed.chgnet': 'chgnet'}
+"""Representations whose package is an optional extra: their checks are skipped when it is missing."""
 
 
 @pytest.mark.parametrize('check', list(CONTRACT_CHECKS))
 @pytest.mark.parametrize(('name', 'params'), CASES, ids=[f'{n}{p or ""}' for n, p in CASES])
 def test_contract(name, params, check):
+    if name in OPTIONAL_EXTRAS:
+        pytest.importorskip(OPTIONAL_EXTRAS[name])
     CONTRACT_CHECKS[check](get_representation(name, **params), None)
 
 

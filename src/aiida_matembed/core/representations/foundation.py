@@ -103,18 +103,18 @@ class Chgnet(StructuralRepresentation):
 
     * **Extensive:** the read-out sums over atoms, so a supercell of ``n`` cells has ``n`` times the
       features (divide by the number of sites for per-atom features).
-    * **Precision:** CHGNet computes in float32, so its features change by ~1e-6 (relative) when the
-      crystal is rotated, its sites reordered or it is featurised in another batch. With the default
-      ``precision='float64'`` the same weights are evaluated in double precision from the float64
-      coordinates: the features are then invariant to 1e-12 and differ from CHGNet's own float32
-      output by ~1e-5 (relative), at about 2.5 times the CPU cost. ``'float32'`` reproduces CHGNet's
-      numbers exactly.
+    * **Precision:** CHGNet computes in float32, so its features change by up to ~5e-6 of the largest
+      feature when the crystal is rotated (~1e-7 when its sites are reordered or it is featurised in
+      another batch). With the default ``precision='float64'`` the same weights are evaluated in double
+      precision from the float64 coordinates: the features are then invariant to round-off (~1e-14) and
+      differ from CHGNet's own float32 output by up to ~3e-6 of the largest feature (the 288 AFLOW
+      prototypes), at about twice the CPU time. ``'float32'`` gives CHGNet's own numbers.
     * **Refused inputs** (recorded per structure, the rest of the batch is kept): elements beyond Pu
       (Z > 94), partial occupancy, atoms with no neighbour within the graph cutoff (isolated atoms)
       and the checks every structural representation makes. Should the model still fail on a batch,
       the batch is recomputed one structure at a time so that only the culprits fail.
 
-    The model is loaded once per process (about 4 s) and runs on torch's threads
+    The model is loaded once per process (a few seconds, importing chgnet included) and runs on torch's threads
     (``torch.set_num_threads``); ``n_jobs`` is ignored.
 
     Reference: B. Deng, P. Zhong, K. Jun, J. Riebesell, K. Han, C. J. Bartel and G. Ceder,
