@@ -183,7 +183,7 @@ def simulated_structure_pks(
     qb.append(
         orm.StructureData, with_outgoing='process', tag='structure', edge_filters={'label': {'like': 'structures__%'}}
     )
-    return _successful_pks(qb, among)
+    return _successful_pks(qb, among, include_failed)
 
 
 # ------------------------------------------------------------------------------------------ embeddings

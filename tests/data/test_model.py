@@ -100,3 +100,22 @@ def test_weights_changed_in_the_repository_are_detected(aiida_profile_clean):
     node.base.attributes.set('sha256', '0' * 64)  # unstored: simulate a node whose bytes no longer match
     with pytest.raises(ChecksumError):
         node.load_model(device='cpu')
+
+
+def test_a_file_borrowing_a_registered_name_with_other_weights_is_refused(aiida_profile_clean, tmp_path):
+    model = load_model('matembed.xrd_vae', device='cpu')
+    state = model.network.state_dict()
+    first = next(iter(state))
+    state[first] = state[first] + 1.0
+    from aiida_matembed.core.models import write_checkpoint
+
+    weights, _ = write_checkpoint(tmp_path / 'impostor', state, model.card)
+    with pytest.raises(ValueError, match="'matembed.xrd_vae' is the name of a registered model"):
+        import_model(weights)
+
+
+def test_load_by_uuid(aiida_profile_clean):
+    node = import_model('matembed.xrd_vae')
+    assert load_model_node(node.uuid).pk == node.pk
+    with pytest.raises(ValueError, match='not a matembed.model'):
+        load_model_node(orm.Int(1).store().uuid)

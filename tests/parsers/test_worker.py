@@ -15,8 +15,10 @@ FIXTURES = Path(__file__).resolve().parent.parent / 'fixtures' / 'worker'
 
 @pytest.fixture
 def parse(aiida_profile_clean, aiida_localhost):
-    def run(case, task='featurize', **inputs):
+    def run(case, task='featurize', scheduler_status=None, **inputs):
         node = orm.CalcJobNode(computer=aiida_localhost, process_type='aiida.calculations:matembed.worker')
+        if scheduler_status is not None:  # what the scheduler's output parser set before the worker parser runs
+            node.set_exit_status(scheduler_status)
         node.set_option('resources', {'num_machines': 1, 'num_mpiprocs_per_machine': 1})
         node.base.links.add_incoming(orm.Str(task).store(), LinkType.INPUT_CALC, 'task')
         for label, value in inputs.items():
@@ -81,3 +83,8 @@ def test_failures_map_to_exit_codes(parse, case, status, message):
     _, calcfunction = parse(case)
     assert calcfunction.exit_status == status
     assert message in calcfunction.exit_message
+
+
+def test_a_job_killed_by_the_scheduler_for_memory_is_out_of_memory(parse):
+    _, calcfunction = parse('killed', scheduler_status=110)
+    assert calcfunction.exit_status == 330 and 'killed by the scheduler' in calcfunction.exit_message

@@ -100,6 +100,8 @@ def _objects_to_hash_from_stored_input_hashes(self: Any) -> dict[str, Any]:
     """
     stored: dict[str, str] = self._matembed_input_hashes
     res = NodeCaching.get_objects_to_hash(self)
+    if isinstance(self._node, orm.CalcJobNode):
+        res.pop('repository_hash', None)  # as CalcJobNodeCaching: the inputs define a CalcJob, not its sandbox
     res['inputs'] = {
         entry.link_label: stored.get(entry.link_label) or entry.node.base.caching.compute_hash()
         for entry in self._node.base.links.get_incoming(link_type=(LinkType.INPUT_CALC, LinkType.INPUT_WORK))

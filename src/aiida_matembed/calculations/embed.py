@@ -78,10 +78,13 @@ def patterns_match_model(patterns: XrdPatternsData, model: ModelData) -> None:
 
     :raises ValueError: naming every setting that differs (wavelength, 2θ range, step, shape, width).
     """
-    expected = model.base.attributes.get('inputs', {}).get('xrd')
-    if expected is None:
+    settings = model.base.attributes.get('inputs', {}).get('xrd')
+    if settings is None:
         raise ValueError(f'{model.name} does not read XRD patterns')
+    from ..core.models.inputs import XrdInput
     from ..core.xrd.wavelengths import resolve_wavelength
+
+    expected = XrdInput.from_dict(settings).as_dict()  # defaults filled in
 
     differences = []
     wavelength = resolve_wavelength(expected['wavelength'])
@@ -187,7 +190,8 @@ def _prepare(
         from ..core.xrd.batched import resolve_device
 
         resolve_device(options['device'])  # no GPU -> clear error before anything runs
-    return node, options, ({'modality': modality} if modality else {})
+    # the modality is always explicit, so the default and the same modality named share the cache
+    return node, options, {'modality': embedding_params(node, modality)['modality']}
 
 
 def embed_structures(

@@ -48,8 +48,15 @@ def _validate_task(value: orm.Str, _: Any) -> str | None:
     return None
 
 
-def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
+def _validate_inputs(inputs: dict[str, Any], ctx: Any) -> str | None:
     """Check the combination of task, model, representation, parameters, device and batch size."""
+    from aiida.engine.processes.calcjobs.calcjob import validate_calc_job
+
+    error = validate_calc_job(inputs, ctx)  # code / computer checks of every CalcJob
+    if error:
+        return error
+    if 'code' not in inputs:
+        return 'a `code` (aiida-matembed-worker on the computer to use) is required'
     task = inputs.get('task')
     if task is None:
         return None
@@ -140,18 +147,24 @@ class WorkerCalculation(CalcJob):
         spec.exit_code(
             300,
             'ERROR_NO_STATUS',
+            invalidates_cache=True,
             message='the worker wrote no status file (it did not run or was killed); its stderr: {stderr}',
         )
         spec.exit_code(
             301,
             'ERROR_WORKER_NOT_INSTALLED',
+            invalidates_cache=True,
             message='aiida-matembed-worker was not found on the computer: {stderr}; ' + INSTALL_HINT,
         )
         spec.exit_code(310, 'ERROR_BAD_INPUT', message='the worker refused the input: {message}')
-        spec.exit_code(320, 'ERROR_NO_GPU', message='no GPU where one was required: {message}')
-        spec.exit_code(330, 'ERROR_OUT_OF_MEMORY', message='the worker ran out of memory: {message}')
-        spec.exit_code(340, 'ERROR_WORKER_CRASHED', message='the worker crashed: {message}')
-        spec.exit_code(350, 'ERROR_INVALID_OUTPUT', message='the worker output cannot be read: {message}')
+        spec.exit_code(320, 'ERROR_NO_GPU', invalidates_cache=True, message='no GPU where one was required: {message}')
+        spec.exit_code(
+            330, 'ERROR_OUT_OF_MEMORY', invalidates_cache=True, message='the worker ran out of memory: {message}'
+        )
+        spec.exit_code(340, 'ERROR_WORKER_CRASHED', invalidates_cache=True, message='the worker crashed: {message}')
+        spec.exit_code(
+            350, 'ERROR_INVALID_OUTPUT', invalidates_cache=True, message='the worker output cannot be read: {message}'
+        )
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write ``structures.npz`` and ``task.json``; copy the model weights unless referenced remotely."""
@@ -178,11 +191,14 @@ class WorkerCalculation(CalcJob):
         if task_name == 'embed':
             model = self.inputs.model
             task['modality'] = params.get('modality')
+            # the card always comes from the node; the weights too, unless referenced on the computer
+            local_copy_list = [(model.uuid, CARD, 'model.json')]
             if 'remote_model_path' in self.inputs:
-                task['model'] = {'weights': self.inputs.remote_model_path.value, 'sha256': model.sha256}
+                weights = self.inputs.remote_model_path.value
             else:
-                task['model'] = {'weights': 'model.safetensors', 'sha256': model.sha256}
-                local_copy_list = [(model.uuid, WEIGHTS, 'model.safetensors'), (model.uuid, CARD, 'model.json')]
+                weights = 'model.safetensors'
+                local_copy_list.append((model.uuid, WEIGHTS, 'model.safetensors'))
+            task['model'] = {'weights': weights, 'card': 'model.json', 'sha256': model.sha256}
         elif task_name == 'featurize':
             task['representation'] = self.inputs.representation.value
             task['parameters'] = params

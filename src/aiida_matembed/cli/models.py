@@ -79,14 +79,18 @@ def cmd_models_show(model: str) -> None:
 
     try:
         nodes = model_nodes(model)
-        if not nodes:
-            from ..data.model import import_model
-
-            nodes = [import_model(model)]
     except Exception as exception:
         echo.echo_critical(str(exception))
         return
+    if not nodes:
+        echo.echo_critical(
+            f'no matembed.model node {model!r} in the database; import it first: '
+            f'verdi data matembed models import {model}'
+        )
+        return
     node = nodes[0]
+    if len(nodes) > 1:
+        echo.echo_warning(f'{len(nodes)} nodes are named {model}; showing the newest (pass a pk for another)')
     attributes = node.base.attributes
     card = node.card
     click.echo(f'ModelData<{node.pk}> {node.uuid}')
@@ -147,8 +151,16 @@ def cmd_embed(
     if batch_size <= 0:
         echo.echo_critical(f'--batch-size must be a positive integer, got {batch_size}')
     _check_selection(structures, group)
+    if computer and code_label:
+        echo.echo_critical('give --computer or --code, not both')
+    if submit and group is None:
+        echo.echo_critical('--submit runs the EmbedGroupWorkChain on the daemon: it needs --group')
     try:
         check_options({'device': device})
+        if device.startswith('cuda') and computer is None and code_label is None:
+            from ..core.xrd.batched import resolve_device
+
+            resolve_device(device)  # in-process: no GPU here -> clear error now
         node = load_model_node(int(model) if model.isdigit() else (Path(model) if '/' in model else model))
         modality = embedding_params(node, modality)['modality']
         code = _worker_code(computer, code_label)
@@ -165,18 +177,22 @@ def cmd_embed(
         pks = group_structure_pks(group)
     else:
         pks = [n.pk for n in structures]
-    if not force:
-        done = embedded_structure_pks(node, modality=modality, among=pks)
+    if not force:  # structures the model already embedded, or failed on (it would fail again), are skipped
+        done = embedded_structure_pks(node, modality=modality, among=pks, include_failed=True)
         pks = [pk for pk in pks if pk not in done]
     echo.echo_report(f'{len(pks)} structure(s) to embed')
     results = []
     with click.progressbar(length=len(pks), label='embedding', show_pos=True) as bar:
         for start in range(0, len(pks), batch_size):
             chunk = _load_structures(pks[start : start + batch_size])
-            if code is None:
-                features, process = embed_structures(chunk, node, modality=modality, device=device)
-            else:
-                features, process = _run_worker(chunk, node, modality, device, code)
+            try:
+                if code is None:
+                    features, process = embed_structures(chunk, node, modality=modality, device=device)
+                else:
+                    features, process = _run_worker(chunk, node, modality, device, code)
+            except Exception as exception:
+                echo.echo_critical(f'batch of {len(chunk)} starting at StructureData<{chunk[0].pk}>: {exception}')
+                return
             results.append((features, process))
             bar.update(len(chunk))
     for features, process in results:

@@ -184,6 +184,10 @@ def import_model(name_or_path: str | Path) -> ModelData:
     if not card.sha256:
         raise ValueError(f'{path}: the model card records no sha256 of the weights; refusing to import it')
     weights = weights_path.read_bytes()
+    from ..core.models import weights_from_bytes
+
+    weights_from_bytes(weights, card.sha256, source=str(weights_path))  # checksum and format first, never unpickled
+    _check_name(card.name, card.sha256, is_path)
     existing = _find(card.name, hashlib.sha256(weights).hexdigest())
     if existing is not None and existing.sha256 == card.sha256:
         return existing
@@ -193,10 +197,36 @@ def import_model(name_or_path: str | Path) -> ModelData:
     return node.store()
 
 
+def _check_name(name: str, sha256: str, from_path: bool) -> None:
+    """Refuse a checkpoint file that borrows the name of a registered model but has other weights."""
+    from ..core.models import available_models, model_path, read_card
+
+    if not from_path or name not in available_models():
+        return
+    registered = read_card(model_path(name)).sha256
+    if registered != sha256:
+        raise ValueError(
+            f'{name!r} is the name of a registered model (sha256 {registered[:12]}), but this checkpoint has other '
+            f'weights (sha256 {sha256[:12]}): give it its own name in its card'
+        )
+
+
+def _is_uuid(text: str) -> bool:
+    import uuid
+
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def load_model_node(identifier: ModelData | str | int | Path) -> ModelData:
     """A :class:`ModelData` given itself, its pk / UUID, or a registered name or checkpoint path (imported)."""
     if isinstance(identifier, ModelData):
         return identifier if identifier.is_stored else identifier.store()
+    if isinstance(identifier, str) and _is_uuid(identifier):
+        identifier = str(orm.load_node(identifier).pk)
     if isinstance(identifier, int) or (isinstance(identifier, str) and identifier.isdigit()):
         node = orm.load_node(int(identifier))
         if not isinstance(node, ModelData):

@@ -41,8 +41,15 @@ class WorkerParser(Parser):
             tail = stderr[-500:] or '(empty)'
             if any(marker in stderr.lower() for marker in _NOT_FOUND):
                 return self.exit_codes.ERROR_WORKER_NOT_INSTALLED.format(stderr=tail)
+            if (
+                self.node.exit_status == 110
+            ):  # the scheduler parser saw the job killed for memory (ERROR_SCHEDULER_OUT_OF_MEMORY)
+                return self.exit_codes.ERROR_OUT_OF_MEMORY.format(message=f'killed by the scheduler ({tail})')
             return self.exit_codes.ERROR_NO_STATUS.format(stderr=tail)
-        status = json.loads(status_text)
+        try:
+            status = json.loads(status_text)
+        except json.JSONDecodeError as exception:
+            return self.exit_codes.ERROR_INVALID_OUTPUT.format(message=f'status.json: {exception}')
         state, message = status.get('status'), status.get('message', '')
         if state != 'ok':
             self.out('worker_status', orm.Dict(status))
@@ -60,7 +67,7 @@ class WorkerParser(Parser):
         for failure in failures:
             failure['uuid'] = uuids[failure['index']]
             failure['pk'] = pk_of.get(failure['uuid'])
-        task = self.node.inputs.task.value
+        task = self._input('task').value
         try:
             if task == 'xrd':
                 self.out('patterns', self._patterns(arrays, uuids, failures, meta))
@@ -72,6 +79,10 @@ class WorkerParser(Parser):
             self.out('failures', orm.List(failures))
         self.out('worker_status', orm.Dict(status))
         return None
+
+    def _input(self, label: str) -> Any:
+        """One input node by link label (without loading the thousands of structure links)."""
+        return self.node.base.links.get_incoming(link_label_filter=label).one().node
 
     def _output(self) -> tuple[dict[str, np.ndarray], list[str], list[dict[str, Any]], dict[str, Any]]:
         from ..worker.io import read_output
@@ -105,10 +116,10 @@ class WorkerParser(Parser):
         if task == 'embed':
             from ..calculations.embed import _version, embedding_params
 
-            model = self.node.inputs.model
+            model = self._input('model')
             if meta.get('sha256') != model.sha256:
                 raise ValueError(f'the worker ran weights with sha256 {meta.get("sha256")}, not {model.sha256}')
-            return FeaturesData(
+            features = FeaturesData(
                 matrix,
                 labels=labels,
                 representation=model.name,
@@ -117,6 +128,8 @@ class WorkerParser(Parser):
                 rows=uuids,
                 failures=failures,
             )
+            features.base.attributes.set('device', str(meta.get('device')))
+            return features
         return FeaturesData(
             matrix,
             labels=labels,

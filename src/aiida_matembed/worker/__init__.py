@@ -56,6 +56,9 @@ def _device(requested: str) -> str:
             raise NoGpuError(
                 f'device {requested!r} required but torch {torch.__version__} sees no GPU on {platform.node()}'
             )
+        index = requested.partition(':')[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise NoGpuError(f'device {requested!r}: {platform.node()} has {torch.cuda.device_count()} GPU(s)')
         return requested
     if requested != 'cpu':
         raise BadInputError(f"device must be 'cpu', 'cuda' or 'auto', got {requested!r}")
@@ -67,14 +70,16 @@ def _is_out_of_memory(exception: BaseException) -> bool:
         return True
     import torch
 
-    if isinstance(exception, torch.OutOfMemoryError):
+    out_of_memory = getattr(torch, 'OutOfMemoryError', None) or torch.cuda.OutOfMemoryError  # torch < 2.4
+    if isinstance(exception, out_of_memory):
         return True
     text = str(exception).lower()
     return isinstance(exception, RuntimeError) and ('out of memory' in text or "can't allocate memory" in text)
 
 
 def _embed(task: dict[str, Any], structures: list[Any], device: str, folder: Path) -> dict[str, Any]:
-    from ..core.models import ChecksumError, model_from_checkpoint, read_card
+    from ..core.models import ChecksumError, ModelCard, model_from_parts, read_card
+    from ..core.models.checkpoint import read_weights
     from ..core.models.inference import run_model
 
     spec = task.get('model') or {}
@@ -84,13 +89,18 @@ def _embed(task: dict[str, Any], structures: list[Any], device: str, folder: Pat
     if not weights.is_file():
         raise BadInputError(f'model weights {weights} not found on {platform.node()}')
     try:
-        card = read_card(weights)
+        # the card travels with the task (from the model node), so a stale card next to remote weights is never
+        # used; the weights must have the sha256 the node records
+        card = ModelCard.from_dict(json.loads((folder / spec['card']).read_text())) if spec.get('card') else None
+        card = card or read_card(weights)
+        if not card.sha256:
+            raise BadInputError(f'{weights}: the model card records no sha256')
         if spec.get('sha256') and card.sha256 != spec['sha256']:
             raise BadInputError(f'{weights}: the card records sha256 {card.sha256}, the model node {spec["sha256"]}')
-        model = model_from_checkpoint(weights, device=device)
-    except (ChecksumError, ValueError, FileNotFoundError) as exception:
+        model = model_from_parts(card, read_weights(weights, card.sha256), device=device, source=str(weights))
+    except (ChecksumError, ValueError, FileNotFoundError, KeyError) as exception:
         raise BadInputError(str(exception)) from None
-    result = run_model(model, structures, modality=task.get('modality'), batch_size=int(task.get('batch_size', 256)))
+    result = run_model(model, structures, modality=task.get('modality'), batch_size=int(task.get('batch_size') or 256))
     return {
         'arrays': {'features': result.matrix, 'labels': np.asarray(result.labels, dtype=str)},
         'failures': [f.as_dict() for f in result.failures],
@@ -185,7 +195,7 @@ def run_task(task: dict[str, Any], folder: Path) -> dict[str, Any]:
     timings['read_s'] = time.perf_counter() - start
     limit = os.environ.get(FAIL_OOM_ABOVE)
     if limit is not None and len(structures) > int(limit):
-        raise torch.OutOfMemoryError(f'CUDA out of memory (fault injected by {FAIL_OOM_ABOVE}={limit})')
+        raise MemoryError(f'CUDA out of memory (fault injected by {FAIL_OOM_ABOVE}={limit})')
     t0 = time.perf_counter()
     batch = [structures[i] for i in good]
     if kind == 'embed':

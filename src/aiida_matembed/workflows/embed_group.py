@@ -69,6 +69,14 @@ def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     return None
 
 
+FORWARD_BATCH = 256
+"""Structures per forward pass of a model; smaller for smaller (e.g. halved after out-of-memory) batches."""
+
+
+def _forward_batch(batch: list[int]) -> int:
+    return max(1, min(FORWARD_BATCH, len(batch)))
+
+
 def _is_out_of_memory(exception: BaseException) -> bool:
     from ..worker import _is_out_of_memory as check
 
@@ -117,7 +125,7 @@ class EmbedGroupWorkChain(WorkChain):
         spec.inputs.validator = _validate_inputs
         spec.outline(
             cls.setup,
-            while_(cls.has_work)(cls.launch, cls.inspect),  # type: ignore[arg-type]
+            while_(cls.has_work)(cls.submit_batches, cls.inspect_batches),  # type: ignore[arg-type]
             cls.finalize,
         )
         spec.output_namespace(
@@ -178,7 +186,7 @@ class EmbedGroupWorkChain(WorkChain):
         """Whether batches remain to run or to inspect."""
         return bool(self.ctx.batches) or bool(self.ctx.running)
 
-    def launch(self) -> None:
+    def submit_batches(self) -> None:
         """Run the next batch in-process, or submit up to ``max_concurrent`` worker CalcJobs."""
         if 'code' not in self.inputs:
             if self.ctx.batches:
@@ -190,7 +198,7 @@ class EmbedGroupWorkChain(WorkChain):
             self.ctx.running[str(node.pk)] = batch
             self.to_context(jobs=append_(node))
 
-    def inspect(self) -> None:
+    def inspect_batches(self) -> None:
         """Collect finished worker jobs: keep results, halve out-of-memory batches, record failures."""
         from ..calculations.worker import WorkerCalculation
 
@@ -200,7 +208,8 @@ class EmbedGroupWorkChain(WorkChain):
                 continue
             if node.is_finished_ok:
                 self._record(node.outputs.patterns if self._task_name() == 'xrd' else node.outputs.features)
-            elif node.exit_status == WorkerCalculation.exit_codes.ERROR_OUT_OF_MEMORY.status and len(batch) > 1:
+            elif node.exit_status in (WorkerCalculation.exit_codes.ERROR_OUT_OF_MEMORY.status, 110) and len(batch) > 1:
+                # 110: ERROR_SCHEDULER_OUT_OF_MEMORY, the scheduler killed the job
                 self._halve(batch, f'worker job {node.pk} ran out of memory')
             else:
                 self._fail(batch, f'worker job {node.pk}: [{node.exit_status}] {node.exit_message}')
@@ -241,7 +250,13 @@ class EmbedGroupWorkChain(WorkChain):
         output: orm.Data
         try:
             if task == 'embed':
-                output, _ = embed_structures(nodes, self.inputs.model, modality=params.get('modality'), device=device)
+                output, _ = embed_structures(
+                    nodes,
+                    self.inputs.model,
+                    modality=params.get('modality'),
+                    device=device,
+                    batch_size=_forward_batch(batch),
+                )
             elif task == 'featurize':
                 output, _ = featurize_structures(nodes, self.inputs.representation.value, params)
             else:
@@ -274,6 +289,7 @@ class EmbedGroupWorkChain(WorkChain):
             inputs['metadata']['options'] = self.inputs.options.get_dict()
         if task == 'embed':
             inputs['model'] = self.inputs.model
+            inputs['batch_size'] = orm.Int(_forward_batch(batch))
             if 'remote_model_path' in self.inputs:
                 inputs['remote_model_path'] = self.inputs.remote_model_path
         elif task == 'featurize':

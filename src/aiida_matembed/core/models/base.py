@@ -225,12 +225,14 @@ class XrdSymmetryModel(TrainedModel):
         probabilities = self._run_patterns(patterns, self._logits, 7 + 230, batch_size)
         return self._prediction(probabilities)
 
-    def predict_structures(self, structures: Sequence[Any], *, errors: ErrorMode = 'raise') -> SymmetryPrediction:
+    def predict_structures(
+        self, structures: Sequence[Any], *, errors: ErrorMode = 'raise', batch_size: int = 512
+    ) -> SymmetryPrediction:
         """Simulate the patterns of ``structures`` with the model's settings and predict."""
         profiles, good = self._simulate(structures, errors)
         probabilities = np.full((len(profiles), 237), np.nan, dtype=np.float32)
         if good.any():
-            probabilities[good] = self._run_patterns(profiles[good], self._logits, 237, 512)
+            probabilities[good] = self._run_patterns(profiles[good], self._logits, 237, batch_size)
         return self._prediction(probabilities)
 
     def _prediction(self, probabilities: np.ndarray) -> SymmetryPrediction:
@@ -261,12 +263,14 @@ class XrdVaeModel(TrainedModel):
         """``(N, latent_dim)`` latent means of ``(N, G)`` patterns on :attr:`two_theta_grid`."""
         return self._run_patterns(patterns, lambda x: self.network.encode(x)[0], self.latent_dim, batch_size)
 
-    def encode_structures(self, structures: Sequence[Any], *, errors: ErrorMode = 'raise') -> np.ndarray:
+    def encode_structures(
+        self, structures: Sequence[Any], *, errors: ErrorMode = 'raise', batch_size: int = 512
+    ) -> np.ndarray:
         """Simulate with the model's settings and encode."""
         profiles, good = self._simulate(structures, errors)
         out = np.full((len(profiles), self.latent_dim), np.nan, dtype=np.float32)
         if good.any():
-            out[good] = self.encode(profiles[good])
+            out[good] = self.encode(profiles[good], batch_size=batch_size)
         return out
 
     def decode(self, latent: Any) -> np.ndarray:
@@ -292,22 +296,24 @@ class PropertyModel(TrainedModel):
         std = np.asarray(self.card.training.get('target_std', [1.0] * len(self.targets)), dtype=np.float32)
         return y * std + mean
 
-    def predict_structures(self, structures: Sequence[Any], *, errors: ErrorMode = 'raise') -> np.ndarray:
+    def predict_structures(
+        self, structures: Sequence[Any], *, errors: ErrorMode = 'raise', batch_size: int = 256
+    ) -> np.ndarray:
         """``(N, n_targets)`` predictions (crystal-encoder models, or XRD models after simulating)."""
         n = len(self.targets)
         if self.network.encoder_kind == 'crystal':
-            return self._unscale(self._run_graphs(structures, self.network, n, 256, errors))
+            return self._unscale(self._run_graphs(structures, self.network, n, batch_size, errors))
         profiles, good = self._simulate(structures, errors)
         out = np.full((len(profiles), n), np.nan, dtype=np.float32)
         if good.any():
-            out[good] = self.predict(profiles[good])
+            out[good] = self.predict(profiles[good], batch_size=batch_size)
         return out
 
-    def predict(self, patterns: Any) -> np.ndarray:
+    def predict(self, patterns: Any, *, batch_size: int = 512) -> np.ndarray:
         """``(N, n_targets)`` predictions from patterns (XRD-encoder models)."""
         if self.network.encoder_kind != 'xrd':
             raise AttributeError(f'{self.name} reads crystal graphs: use predict_structures')
-        return self._unscale(self._run_patterns(patterns, self.network, len(self.targets), 512))
+        return self._unscale(self._run_patterns(patterns, self.network, len(self.targets), batch_size))
 
 
 MODEL_KINDS: dict[str, type[TrainedModel]] = {

@@ -101,15 +101,23 @@ def run_model(
         else:
             matrix = model.embed_xrd(items, batch_size=batch_size, errors='record')
     elif isinstance(model, XrdSymmetryModel):
-        prediction = model.predict_structures(items, errors='record')
+        prediction = model.predict_structures(items, errors='record', batch_size=batch_size)
         matrix = np.concatenate([prediction.crystal_system_probabilities, prediction.space_group_probabilities], 1)
     elif isinstance(model, XrdVaeModel):
-        matrix = model.encode_structures(items, errors='record')
+        matrix = model.encode_structures(items, errors='record', batch_size=batch_size)
     elif isinstance(model, PropertyModel):
-        matrix = model.predict_structures(items, errors='record')
+        matrix = model.predict_structures(items, errors='record', batch_size=batch_size)
     else:  # pragma: no cover - every kind is handled above
         raise TypeError(f'no inference defined for {type(model).__name__}')
-    return ModelOutput(np.asarray(matrix, dtype=np.float32), labels, modality, list(model.failures))
+    matrix = np.asarray(matrix, dtype=np.float32)
+    failures = list(model.failures)
+    failed = {f.index for f in failures}
+    for row in np.flatnonzero(~np.isfinite(matrix).all(axis=1)):
+        if int(row) not in failed:  # never store a NaN vector as a success
+            matrix[row] = np.nan
+            failures.append(Failure(int(row), 'NonFiniteOutput', f'{model.name} gave a non-finite output'))
+    failures.sort(key=lambda f: f.index)
+    return ModelOutput(matrix, labels, modality, failures)
 
 
 def run_model_on_patterns(model: TrainedModel, patterns: Any, *, batch_size: int = 512) -> ModelOutput:
@@ -137,5 +145,5 @@ def run_model_on_patterns(model: TrainedModel, patterns: Any, *, batch_size: int
         elif isinstance(model, XrdVaeModel):
             matrix[good] = model.encode(x, batch_size=batch_size)
         elif isinstance(model, PropertyModel):
-            matrix[good] = model.predict(x)
+            matrix[good] = model.predict(x, batch_size=batch_size)
     return ModelOutput(matrix, labels, 'xrd', failures)

@@ -95,7 +95,7 @@ class CrystalEncoder(nn.Module):
         # atom by atom: then the mean over incoming edges is a reshape and a mean, with no scatter
         n_edges = target.shape[0]
         k = n_edges // max(n_atoms, 1)
-        dense = n_atoms > 0 and k * n_atoms == n_edges
+        dense = n_atoms > 0 and k > 0 and k * n_atoms == n_edges
         if dense:
             expected = torch.arange(n_atoms, device=x.device).repeat_interleave(k)
             dense = bool(torch.equal(target, expected))
