@@ -46,7 +46,19 @@ def _get_incoming_linear(
     :func:`_setup_inputs_in_bulk` from a dictionary, so it holds no duplicates. Once the node is stored
     the original method is used.
     """
-    if self._node.is_stored or only_uuid or link_label_filter is not None:
+    if self._node.is_stored:
+        # a stored process node's inputs never change: build the manager once (aiida-core asks for all the
+        # incoming links at every state change of a CalcJob, e.g. ``'monitors' in node.inputs``)
+        if link_label_filter is not None:
+            return NodeLinks.get_incoming(self, node_class, link_type, link_label_filter, only_uuid)
+        if only_uuid or node_class is not None:
+            return NodeLinks.get_incoming(self, node_class, link_type, None, only_uuid)
+        if '_matembed_incoming' not in self.__dict__:
+            self.__dict__['_matembed_incoming'] = NodeLinks.get_incoming(self).all()
+        types_ = link_type if isinstance(link_type, (tuple, list)) else (link_type,)
+        cached = self.__dict__['_matembed_incoming']
+        return LinkManager([t for t in cached if not types_ or t.link_type in types_])
+    if only_uuid or link_label_filter is not None:
         return NodeLinks.get_incoming(self, node_class, link_type, link_label_filter, only_uuid)
     if not isinstance(link_type, (tuple, list)):
         link_type = (link_type,)
@@ -54,16 +66,52 @@ def _get_incoming_linear(
     # (the cache may also hold the CALL link from a calling WorkChain: a different type and label)
 
 
+def _identity(node: orm.Node) -> int | None:
+    """Primary key of a node from SQLAlchemy's identity key (``None`` if unstored), never reloading the row."""
+    bare = getattr(node.backend_entity, 'bare_model', None)
+    if bare is None:
+        return node.pk
+    from sqlalchemy import inspect as sa_inspect
+
+    identity = sa_inspect(bare).identity
+    return None if identity is None else int(identity[0])
+
+
+def _add_link_without_savepoint(self: Any, source: Any, link_type: LinkType, link_label: str) -> None:
+    """``SqlaNode._add_link`` for the links of a new process node: no SAVEPOINT per link.
+
+    aiida-core wraps every link in ``session.begin_nested()`` to turn a uniqueness violation into a clear
+    error; the links of a new process node to distinct stored inputs with distinct labels cannot violate it
+    (checked before, see :func:`_setup_inputs_in_bulk`), and one SAVEPOINT per structure costs ~1 ms.
+    """
+    source_pk = _identity(source) if isinstance(source, orm.Node) else None
+    if source_pk is None:
+        bare = getattr(source, 'bare_model', None)
+        from sqlalchemy import inspect as sa_inspect
+
+        identity = sa_inspect(bare).identity if bare is not None else None
+        source_pk = int(identity[0]) if identity is not None else source.pk
+    session = self.backend.get_session()
+    target = self.bare_model
+    if target.id is None:  # the node row is added but not flushed yet: get its primary key once
+        session.flush()
+    session.add(self.LINK_CLASS(input_id=source_pk, output_id=target.id, label=link_label, type=link_type.value))
+
+
 def refresh_in_bulk(nodes: list[orm.Node]) -> None:
     """Reload expired ORM state of many stored nodes with one query per 5,000 (instead of one each).
 
     SQLAlchemy expires every loaded object on commit; the next attribute access (even ``is_stored``)
-    then costs one ``SELECT`` per node. Nodes that are not expired, or storage backends that are not
+    then costs one ``SELECT`` per node. The rows are read again with ``populate_existing`` so the objects
+    already in the session are refreshed. Nodes that are not expired, or storage backends that are not
     SQLAlchemy-based, are left alone.
     """
     from sqlalchemy import inspect as sa_inspect
+    from sqlalchemy import select
+    from sqlalchemy.orm import defer
 
-    pks = []
+    pks: list[int] = []
+    model = None
     for node in nodes:
         bare = getattr(node.backend_entity, 'bare_model', None)
         if bare is None:
@@ -71,8 +119,21 @@ def refresh_in_bulk(nodes: list[orm.Node]) -> None:
         state = sa_inspect(bare)
         if state.identity is not None and state.expired_attributes:
             pks.append(state.identity[0])
+            model = type(bare)
+    if not pks or model is None:
+        return
+    from aiida.manage import get_manager
+
+    session = get_manager().get_profile_storage().get_session()  # type: ignore[attr-defined]
     for start in range(0, len(pks), 5000):
-        orm.QueryBuilder().append(orm.Node, filters={'id': {'in': pks[start : start + 5000]}}).all()
+        # the JSON columns stay unloaded (decoding every structure's sites is the expensive part): what the
+        # engine reads of an input node is its pk, UUID and type; attributes load on access as usual
+        statement = (
+            select(model)
+            .where(model.id.in_(pks[start : start + 5000]))
+            .options(defer(model.attributes), defer(model.extras), defer(model.repository_metadata))
+        )
+        session.execute(statement.execution_options(populate_existing=True)).scalars().all()
 
 
 def _stored_hashes(triples: list[LinkTriple]) -> dict[str, str]:
@@ -123,6 +184,22 @@ def _setup_inputs_in_bulk(self: Any) -> None:
         validate_link_label(label)
         triples.append(LinkTriple(source, LinkType.INPUT_CALC, label))
     node.base.links.incoming_cache.extend(triples)
+    sources = [t.node for t in triples]
+    original_store_all = node.store_all
+
+    def store_all(*args: Any, **kwargs: Any) -> Any:
+        # store the new small inputs first (each store commits, which expires every loaded node), then reload
+        # the thousands of stored inputs with one query: store_all checks each with is_stored
+        for source in sources:
+            if _identity(source) is None:
+                source.store()
+        refresh_in_bulk(sources)
+        return original_store_all(*args, **kwargs)
+
+    node.store_all = store_all  # type: ignore[method-assign]
+    backend_node = node.backend_entity
+    if hasattr(backend_node, '_add_link') and hasattr(backend_node, 'LINK_CLASS'):
+        backend_node._add_link = types.MethodType(_add_link_without_savepoint, backend_node)
     links = node.base.links
     links.get_incoming = types.MethodType(_get_incoming_linear, links)
     caching = node.base.caching

@@ -77,6 +77,12 @@ def _forward_batch(batch: list[int]) -> int:
     return max(1, min(FORWARD_BATCH, len(batch)))
 
 
+def _identity_key(node: orm.Node) -> int:
+    from ..calculations.batch import _identity
+
+    return _identity(node) or 0
+
+
 def _is_out_of_memory(exception: BaseException) -> bool:
     from ..worker import _is_out_of_memory as check
 
@@ -239,8 +245,11 @@ class EmbedGroupWorkChain(WorkChain):
         self.ctx.failed.append((batch, error))
 
     def _nodes(self, batch: list[int]) -> list[orm.StructureData]:
-        nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch}}).all(flat=True)
-        return sorted(nodes, key=lambda node: node.pk)
+        nodes: list[orm.StructureData] = []
+        for start in range(0, len(batch), 5000):  # bounded IN clauses, sorted by pk in the database
+            query = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch[start : start + 5000]}})
+            nodes += query.order_by({orm.StructureData: {'id': 'asc'}}).all(flat=True)
+        return sorted(nodes, key=_identity_key) if len(batch) > 5000 else nodes
 
     def _run_inline(self, batch: list[int]) -> None:
         from ..calculations import embed_structures, featurize_structures, simulate_xrd_structures
