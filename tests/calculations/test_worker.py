@@ -139,3 +139,32 @@ def test_bad_inputs_are_refused_before_submission(setup, inputs, message):
     }
     with pytest.raises(ValueError, match=message):
         run_get_node(WorkerCalculation, code=code, structures=structures, **wrapped)
+
+
+def test_checkpoints_keep_the_structures_compactly_and_restore_them(setup):
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    from aiida_matembed.calculations.worker import _pack, _unpack
+
+    code, structures, nodes = setup
+    assert _pack({row_key(i): 10 + i for i in range(5)}) == 'rows:10-14'
+    assert _unpack(_pack({row_key(0): 7, row_key(1): 9, row_key(2): 10})) == {
+        row_key(0): 7,
+        row_key(1): 9,
+        row_key(2): 10,
+    }
+    assert _unpack(_pack({'b': 3, 'a': 5})) == {'a': 5, 'b': 3}
+    process = instantiate_process(
+        get_manager().get_runner(),
+        WorkerCalculation,
+        code=code,
+        structures=structures,
+        task=orm.Str('featurize'),
+        representation=orm.Str('matembed.magpie'),
+    )
+    encoded = process.encode_input_args(process.raw_inputs)
+    assert 'rows:' in encoded and nodes[0].uuid not in encoded  # one short string, not one YAML entry per node
+    decoded = process.decode_input_args(encoded)
+    assert {key: node.pk for key, node in decoded['structures'].items()} == {k: n.pk for k, n in structures.items()}
+    assert decoded['representation'].value == 'matembed.magpie'

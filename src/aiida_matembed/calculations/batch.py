@@ -194,7 +194,11 @@ def _setup_inputs_in_bulk(self: Any) -> None:
             if _identity(source) is None:
                 source.store()
         refresh_in_bulk(sources)
-        return original_store_all(*args, **kwargs)
+        try:
+            return original_store_all(*args, **kwargs)
+        finally:
+            del node.store_all  # back to the class method; drops this closure's references to the inputs
+            sources.clear()
 
     node.store_all = store_all  # type: ignore[method-assign]
     backend_node = node.backend_entity
