@@ -218,6 +218,11 @@ def embed_structures(
     }
     if label:
         inputs['metadata'] = {'label': label}
+    return _run(inputs, options, use_cache)
+
+
+def _run(inputs: dict[str, Any], options: dict[str, Any], use_cache: bool) -> tuple[FeaturesData, Any]:
+    """Run :func:`embed` with the device and forward batch size of ``options`` (not inputs: see the module)."""
     token = _RUNTIME.set(options)
     try:
         outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
@@ -243,10 +248,4 @@ def embed_patterns(
         'model': node,
         'parameters': orm.Dict({'modality': 'xrd'}).store(),
     }
-    token = _RUNTIME.set(options)
-    try:
-        outputs, process = run_maybe_cached(embed, EMBED_IDENTIFIER, use_cache, **inputs)
-    finally:
-        _RUNTIME.reset(token)
-    assert outputs is not None
-    return outputs['features'], process
+    return _run(inputs, options, use_cache)

@@ -32,7 +32,7 @@ from ..data.model import CARD, WEIGHTS, ModelData
 from ..data.xrd import XrdPatternsData
 from .batch import link_inputs_in_bulk
 
-__all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code')
+__all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code', 'validate_task')
 
 WORKER_TASKS = ('embed', 'featurize', 'xrd')
 
@@ -61,14 +61,25 @@ def _validate_inputs(inputs: dict[str, Any], ctx: Any) -> str | None:
     if task is None:
         return None
     task = task.value
-    params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
     if not inputs.get('structures'):
         return 'no structures given: the `structures` namespace is empty'
+    if 'batch_size' in inputs and inputs['batch_size'].value <= 0:
+        return f'batch_size must be a positive integer, got {inputs["batch_size"].value}'
+    return validate_task(task, inputs)
+
+
+def validate_task(task: str, inputs: dict[str, Any]) -> str | None:
+    """Check a task and what it needs (shared by the CalcJob and ``matembed.embed_group``); ``None`` if fine.
+
+    :param inputs: the process inputs: ``device``, ``model`` (embed), ``representation`` (featurize) and
+        ``parameters`` (modality, representation options or XRD settings) are read.
+    """
+    if task not in WORKER_TASKS:
+        return f'task must be one of {WORKER_TASKS}, got {task!r}'
+    params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
     device = inputs['device'].value if 'device' in inputs else 'auto'
     if not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
         return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
-    if 'batch_size' in inputs and inputs['batch_size'].value <= 0:
-        return f'batch_size must be a positive integer, got {inputs["batch_size"].value}'
     try:
         if task == 'embed':
             if 'model' not in inputs:

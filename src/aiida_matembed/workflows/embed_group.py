@@ -33,40 +33,13 @@ def group_structure_pks(group: orm.Group) -> list[int]:
 
 
 def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
-    task = inputs['task'].value if 'task' in inputs else 'embed'
-    if task not in TASKS:
-        return f'task must be one of {TASKS}, got {task!r}'
-    params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
+    from ..calculations.worker import validate_task
+
     if 'batch_size' in inputs and inputs['batch_size'].value < 1:
         return f'batch_size must be a positive integer, got {inputs["batch_size"].value}'
     if 'max_concurrent' in inputs and inputs['max_concurrent'].value < 1:
         return f'max_concurrent must be >= 1, got {inputs["max_concurrent"].value}'
-    device = inputs['device'].value if 'device' in inputs else 'auto'
-    if not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
-        return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
-    try:
-        if task == 'embed':
-            if 'model' not in inputs:
-                return "task 'embed' needs a `model` (matembed.model node)"
-            from ..calculations.embed import embedding_params
-
-            unknown = sorted(set(params) - {'modality'})
-            if unknown:
-                return f'unknown parameter(s) {unknown} for embed; valid: modality'
-            embedding_params(inputs['model'], params.get('modality'))
-        elif task == 'featurize':
-            if 'representation' not in inputs:
-                return "task 'featurize' needs a `representation`"
-            from ..core.representations import load_representation_class
-
-            load_representation_class(inputs['representation'].value).from_params(params)
-        else:
-            from ..calculations.xrd import _settings
-
-            _settings(params)
-    except (ValueError, TypeError) as exception:
-        return str(exception)
-    return None
+    return validate_task(inputs['task'].value if 'task' in inputs else 'embed', inputs)
 
 
 FORWARD_BATCH = 256
