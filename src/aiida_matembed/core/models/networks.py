@@ -83,8 +83,8 @@ class CrystalEncoder(nn.Module):
         ``CGConv`` applies ``W [x_i, x_j, e_ij] + b`` to every edge (``2H + E`` inputs). Splitting ``W`` by
         columns gives ``W_i x_i + W_j x_j + W_e e_ij + b``: the first two terms are computed once per atom
         and gathered, the last once per edge with only ``E`` inputs, for all layers in one product. Same
-        arithmetic up to float round-off (tested against ``CGConv``); on the CPU here 2.2x faster at the
-        default 256 structures per pass, 1.1x at 2,000 (memory-bound), see ``benchmarks/bench_embed.py``.
+        arithmetic up to float round-off (tested against ``CGConv``); on the CPU here 1.3-2.5x faster at
+        the default 256 structures per pass, ~1.1x at 2,000 (memory-bound), see ``benchmarks/bench_embed.py``.
         """
         source, target = edge_index[0], edge_index[1]
         n_atoms, hidden = x.shape
