@@ -205,31 +205,6 @@ class WorkerCalculation(CalcJob):
             inputs['structures'] = {key: node_of[pk] for key, pk in keys.items()}
         return inputs
 
-    def presubmit(self, folder: Folder) -> CalcInfo:
-        """Write the inputs (see :meth:`prepare_for_submission`), then let go of the structure objects.
-
-        Once ``structures.npz`` is written and the links are stored, the job never reads its structures again
-        (the parser gets the UUIDs back from the worker). Keeping thousands of ORM objects alive costs a scan
-        of all of them at each of the job's few hundred database commits (SQLAlchemy expires every loaded
-        object on commit), so the in-memory inputs drop them; the links in the database are unchanged.
-        """
-        calcinfo = super().presubmit(folder)
-        self._release_structures()
-        return calcinfo
-
-    def _release_structures(self) -> None:
-        from plumpy.utils import AttributesFrozendict
-
-        for name in ('_parsed_inputs', '_raw_inputs'):
-            inputs = getattr(self, name, None)
-            if inputs is not None and 'structures' in inputs:
-                setattr(self, name, AttributesFrozendict({k: v for k, v in inputs.items() if k != 'structures'}))
-        cache = self.node.base.links.__dict__.get('_matembed_incoming')
-        if cache is not None:  # the cached stored links of this node object: keep all but the structures
-            self.node.base.links.__dict__['_matembed_incoming'] = [
-                t for t in cache if not t.link_label.startswith('structures__')
-            ]
-
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write ``structures.npz`` and ``task.json``; copy the model weights unless referenced remotely."""
         from ..worker.io import write_structures
