@@ -68,15 +68,16 @@ def test_embed_a_group_in_process_then_incrementally(group, runner):
 
 def test_embed_through_the_worker_on_localhost(group, runner, aiida_localhost):
     group, nodes = group
-    result = invoke(
-        runner, ['embed', '-G', group.label, '-m', 'matembed.xrd_vae', '-Y', aiida_localhost.label, '-d', 'cpu']
-    )
+    options = '{"max_wallclock_seconds": 600, "withmpi": false}'
+    args = ['embed', '-G', group.label, '-m', 'matembed.xrd_vae', '-Y', aiida_localhost.label, '-d', 'cpu']
+    result = invoke(runner, [*args, '-o', options])
     assert result.exit_code == 0, result.output
     assert 'EmbedGroupWorkChain' in result.output and 'batch_0000: FeaturesData<' in result.output
     model = orm.QueryBuilder().append(ModelData).one()[0]
     assert embedded_structure_pks(model) == {n.pk for n in nodes}
     job = orm.QueryBuilder().append(orm.CalcJobNode).one()[0]
     assert job.process_label == 'WorkerCalculation' and job.is_finished_ok
+    assert job.get_option('max_wallclock_seconds') == 600
 
 
 @pytest.mark.parametrize(
@@ -87,9 +88,12 @@ def test_embed_through_the_worker_on_localhost(group, runner, aiida_localhost):
         (['-d', 'gpu'], "device must be 'cpu', 'cuda', 'cuda:N' or 'auto'"),
         (['-m', 'matembed.xrd_symmetry', '--modality', 'structure'], 'reads xrd, not'),
         (['-Y', 'no-such-computer'], 'no-such-computer'),
+        (['-o', '{"queue_name": "gpu"}'], 'give --computer or --code too'),
+        (['-Y', 'localhost', '-o', '{"queue": "gpu"}'], "unknown CalcJob option(s) ['queue']"),
+        (['-Y', 'localhost', '-o', 'not json'], 'not valid JSON'),
     ],
 )
-def test_bad_arguments(group, runner, args, message):
+def test_bad_arguments(group, runner, aiida_localhost, args, message):
     group, _ = group
     result = runner.invoke(cmd_matembed, ['embed', '-G', group.label, *args])
     assert result.exit_code != 0

@@ -128,6 +128,13 @@ def cmd_models_show(model: str) -> None:
 @click.option('-d', '--device', default='auto', show_default=True, help="'cpu', 'cuda' or 'auto'.")
 @click.option('-Y', '--computer', help='Run each batch as a matembed.worker CalcJob on this computer.')
 @click.option('-X', '--code', 'code_label', help='aiida-matembed-worker code to run the worker CalcJobs with.')
+@click.option(
+    '-o',
+    '--options',
+    'job_options',
+    help='metadata.options of the worker CalcJobs as JSON, e.g. \'{"queue_name": "gpu", "max_wallclock_seconds": 3600, '
+    '"resources": {"num_machines": 1}}\' (with --computer / --code).',
+)
 @click.option('--force', is_flag=True, help='Also embed structures that already have current embeddings.')
 @click.option('--submit', is_flag=True, help='Group only: submit the EmbedGroupWorkChain to the daemon and return.')
 @decorators.with_dbenv()
@@ -140,6 +147,7 @@ def cmd_embed(
     device: str,
     computer: str | None,
     code_label: str | None,
+    job_options: str | None,
     force: bool,
     submit: bool,
 ) -> None:
@@ -164,12 +172,13 @@ def cmd_embed(
         node = load_model_node(int(model) if model.isdigit() else (Path(model) if '/' in model else model))
         modality = embedding_params(node, modality)['modality']
         code = _worker_code(computer, code_label)
+        scheduler_options = _scheduler_options(job_options, code)
     except Exception as exception:
         echo.echo_critical(str(exception))
         return
     echo.echo_report(f'model {node.name} (ModelData<{node.pk}>, sha256 {node.sha256[:12]}), modality {modality}')
     if group is not None and (code is not None or submit):
-        _run_group(group, node, modality, batch_size, device, code, force, submit)
+        _run_group(group, node, modality, batch_size, device, code, force, submit, scheduler_options)
         return
     if group is not None:
         from ..workflows.embed_group import group_structure_pks
@@ -189,7 +198,7 @@ def cmd_embed(
                 if code is None:
                     features, process = embed_structures(chunk, node, modality=modality, device=device)
                 else:
-                    features, process = _run_worker(chunk, node, modality, device, code)
+                    features, process = _run_worker(chunk, node, modality, device, code, scheduler_options)
             except Exception as exception:
                 echo.echo_critical(f'batch of {len(chunk)} starting at StructureData<{chunk[0].pk}>: {exception}')
                 return
@@ -222,7 +231,30 @@ def _worker_code(computer: str | None, code_label: str | None) -> Any:
     return None
 
 
-def _run_worker(nodes: list[Any], model: Any, modality: str, device: str, code: Any) -> tuple[Any, Any]:
+def _scheduler_options(text: str | None, code: Any) -> dict[str, Any]:
+    """``--options`` parsed and checked against the worker CalcJob's ``metadata.options``."""
+    if text is None:
+        return {}
+    if code is None:
+        raise ValueError('--options are scheduler options of the worker CalcJob: give --computer or --code too')
+    try:
+        parsed = json.loads(text)
+    except json.JSONDecodeError as exception:
+        raise ValueError(f'--options is not valid JSON: {exception}') from None
+    if not isinstance(parsed, dict):
+        raise ValueError('--options must be a JSON object')
+    from ..calculations.worker import WorkerCalculation
+
+    known = set(WorkerCalculation.spec().inputs['metadata']['options'].keys())  # type: ignore[index, union-attr]
+    unknown = sorted(set(parsed) - known)
+    if unknown:
+        raise ValueError(f'unknown CalcJob option(s) {unknown}; valid: {", ".join(sorted(known))}')
+    return parsed
+
+
+def _run_worker(
+    nodes: list[Any], model: Any, modality: str, device: str, code: Any, scheduler_options: dict[str, Any]
+) -> tuple[Any, Any]:
     from aiida import orm
     from aiida.engine import run_get_node
 
@@ -237,12 +269,21 @@ def _run_worker(nodes: list[Any], model: Any, modality: str, device: str, code: 
         model=model,
         parameters=orm.Dict({'modality': modality}),
         device=orm.Str(device),
+        metadata={'options': scheduler_options},
     )
     return outputs.get('features'), process
 
 
 def _run_group(
-    group: Any, model: Any, modality: str, batch_size: int, device: str, code: Any, force: bool, submit: bool
+    group: Any,
+    model: Any,
+    modality: str,
+    batch_size: int,
+    device: str,
+    code: Any,
+    force: bool,
+    submit: bool,
+    scheduler_options: dict[str, Any],
 ) -> None:
     from aiida import orm
     from aiida.engine import run_get_node
@@ -261,6 +302,8 @@ def _run_group(
     }
     if code is not None:
         inputs['code'] = code
+    if scheduler_options:
+        inputs['options'] = orm.Dict(scheduler_options)
     if submit:
         node = submit_process(EmbedGroupWorkChain, **inputs)
         echo.echo_success(f'submitted EmbedGroupWorkChain<{node.pk}>; follow it with `verdi process report {node.pk}`')
