@@ -201,31 +201,30 @@ def model_nodes(model: ModelData | str | int) -> list[ModelData]:
     return qb.all(flat=True)
 
 
-def _embedding_query(
-    model: ModelData | str | int, modality: str | None, via_patterns: bool = False
-) -> orm.QueryBuilder:
+def _model_outputs_query(model: ModelData | str | int, modality: str | None) -> orm.QueryBuilder:
+    """``ModelData --model--> process --> FeaturesData`` (tags ``model``, ``process``, ``features``)."""
     pks = [node.pk for node in model_nodes(model)]
     qb = orm.QueryBuilder()
     qb.append(ModelData, filters={'id': {'in': pks or [-1]}}, tag='model')
     qb.append(orm.CalculationNode, with_incoming='model', edge_filters={'label': 'model'}, tag='process')
     filters = {'attributes.params.modality': modality} if modality else {}
     qb.append(FeaturesData, with_incoming='process', filters=filters, tag='features')
+    return qb
+
+
+def _embedding_query(
+    model: ModelData | str | int, modality: str | None, via_patterns: bool = False
+) -> orm.QueryBuilder:
+    """:func:`_model_outputs_query` plus the input structures (tag ``structure``), directly or via patterns."""
+    qb = _model_outputs_query(model, modality)
+    consumer = 'process'
     if via_patterns:
         qb.append(XrdPatternsData, with_outgoing='process', edge_filters={'label': 'patterns'}, tag='patterns')
         qb.append(orm.CalculationNode, with_outgoing='patterns', tag='simulation')
-        qb.append(
-            orm.StructureData,
-            with_outgoing='simulation',
-            tag='structure',
-            edge_filters={'label': {'like': 'structures__%'}},
-        )
-    else:
-        qb.append(
-            orm.StructureData,
-            with_outgoing='process',
-            tag='structure',
-            edge_filters={'label': {'like': 'structures__%'}},
-        )
+        consumer = 'simulation'
+    qb.append(
+        orm.StructureData, with_outgoing=consumer, tag='structure', edge_filters={'label': {'like': 'structures__%'}}
+    )
     return qb
 
 
@@ -269,12 +268,8 @@ def get_embedding(
 
 def model_embeddings(model: ModelData | str | int, *, modality: str | None = None) -> list[FeaturesData]:
     """Every ``FeaturesData`` that ``model`` produced (through the calcfunction or the worker), oldest first."""
-    pks = [node.pk for node in model_nodes(model)]
-    qb = orm.QueryBuilder()
-    qb.append(ModelData, filters={'id': {'in': pks or [-1]}}, tag='model')
-    qb.append(orm.CalculationNode, with_incoming='model', edge_filters={'label': 'model'}, tag='process')
-    filters = {'attributes.params.modality': modality} if modality else {}
-    qb.append(FeaturesData, with_incoming='process', filters=filters, tag='features', project='*')
+    qb = _model_outputs_query(model, modality)
+    qb.add_projection('features', '*')
     qb.order_by({'features': {'id': 'asc'}})
     return qb.all(flat=True)
 

@@ -10,6 +10,7 @@ from aiida import orm
 from aiida.engine import calcfunction
 
 from ..core.xrd import Peaks, XrdSimulator
+from ..core.xrd.peaks import patterns_from_settings
 from ..data.xrd import XrdPatternsData
 from .batch import (
     convert_structures,
@@ -64,19 +65,9 @@ def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str,
     """
     nodes = structures_namespace(kwargs)
     settings = _settings(parameters.get_dict() if parameters is not None else None)
-    simulator = XrdSimulator(
-        settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings['doublet'])
-    )
     converted, converted_rows, failures = convert_structures(nodes)
     all_peaks = [Peaks.failed('not converted') for _ in nodes]
-    peaks, grid, good_profiles = simulator.patterns_many(
-        converted,
-        step=settings['step'],
-        shape=settings['shape'],
-        fwhm=settings['fwhm'],
-        eta=settings['eta'],
-        errors='record',
-    )
+    peaks, grid, good_profiles = patterns_from_settings(converted, settings)
     profiles = np.full((len(nodes), len(grid)), np.nan, dtype=np.float32)
     for row, result, profile in zip(converted_rows, peaks, good_profiles, strict=True):
         all_peaks[row] = result

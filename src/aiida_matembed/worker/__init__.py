@@ -129,22 +129,11 @@ def _featurize(task: dict[str, Any], structures: list[Any]) -> dict[str, Any]:
 
 
 def _xrd(task: dict[str, Any], structures: list[Any], device: str) -> dict[str, Any]:
-    from ..core.xrd import XrdSimulator
+    from ..core.xrd.peaks import patterns_from_settings
 
     settings = dict(task.get('parameters') or {})
     try:
-        simulator = XrdSimulator(
-            settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings.get('doublet', False))
-        )
-        peaks, grid, profiles = simulator.patterns_many(
-            structures,
-            step=settings['step'],
-            shape=settings['shape'],
-            fwhm=settings['fwhm'],
-            eta=settings['eta'],
-            errors='record',
-            device=device,
-        )
+        peaks, grid, profiles = patterns_from_settings(structures, settings, device=device)
     except (KeyError, ValueError) as exception:
         raise BadInputError(f'xrd settings: {exception}') from None
     failures = []

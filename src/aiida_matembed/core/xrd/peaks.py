@@ -48,7 +48,7 @@ from .batched import (
 from .profiles import ProfileShape, peak_widths, render_batch, shape_weights, two_theta_grid
 from .wavelengths import WAVELENGTHS, resolve_wavelength
 
-__all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays')
+__all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays', 'patterns_from_settings')
 
 TWO_THETA_TOL = MERGE_TOLERANCE
 """Reflections whose 2θ (degrees) round to the same multiple of this are merged into one peak."""
@@ -584,3 +584,27 @@ def _family_arrays_lexsort(hkl: np.ndarray, peak_of: np.ndarray) -> tuple[np.nda
     representatives = rows[by_size[np.searchsorted(family[by_size], np.arange(len(starts)))]]
     chronological = np.argsort(first, kind='stable')
     return representatives[chronological], counts[chronological], peak[first][chronological]
+
+
+def patterns_from_settings(
+    structures: Iterable[Any], settings: dict[str, Any], *, device: str | None = None
+) -> tuple[list[Peaks], np.ndarray, np.ndarray]:
+    """Peaks, grid and profiles of a batch from one settings dictionary (``errors='record'``).
+
+    The settings are those of the ``matembed.simulate_xrd`` calcfunction and of the worker's ``xrd`` task:
+    ``wavelength``, ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta`` and optionally ``doublet``.
+
+    :raises KeyError: for a missing setting; :raises ValueError: for a bad one.
+    """
+    simulator = XrdSimulator(
+        settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings.get('doublet', False))
+    )
+    return simulator.patterns_many(
+        structures,
+        step=settings['step'],
+        shape=settings['shape'],
+        fwhm=settings['fwhm'],
+        eta=settings['eta'],
+        errors='record',
+        device=device,
+    )
