@@ -29,6 +29,15 @@ def test_embed_through_the_worker_gives_the_calcfunction_result(setup):
         WorkerCalculation, code=code, structures=structures, task=orm.Str('embed'), model=model, device=orm.Str('cpu')
     )
     assert node.is_finished_ok, node.exit_message
+    from aiida.manage import get_manager
+
+    # the job released its hold on the session (see batch.hold_loaded_state)
+    assert get_manager().get_profile_storage().get_session().expire_on_commit is True
+    # the stored links the job answered from memory are those in the database
+    fresh = orm.load_node(node.pk)
+    assert {(t.link_label, t.node.pk) for t in node.base.links.get_incoming().all()} == {
+        (t.link_label, t.node.pk) for t in fresh.base.links.get_incoming().all()
+    }
     remote = outputs['features']
     local, _ = embed_structures(nodes, model, device='cpu', use_cache=False)
     np.testing.assert_allclose(remote.features, local.features, rtol=1e-5, atol=1e-6, equal_nan=True)
@@ -168,3 +177,6 @@ def test_checkpoints_keep_the_structures_compactly_and_restore_them(setup):
     decoded = process.decode_input_args(encoded)
     assert {key: node.pk for key, node in decoded['structures'].items()} == {k: n.pk for k, n in structures.items()}
     assert decoded['representation'].value == 'matembed.magpie'
+    from aiida_matembed.calculations.batch import release_loaded_state
+
+    release_loaded_state()  # the process never runs to a terminal state: undo the hold its creation took

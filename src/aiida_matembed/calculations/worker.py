@@ -30,7 +30,7 @@ from aiida.engine import CalcJob
 from ..data.features import FeaturesData
 from ..data.model import CARD, WEIGHTS, ModelData
 from ..data.xrd import XrdPatternsData
-from .batch import link_inputs_in_bulk
+from .batch import hold_loaded_state, link_inputs_in_bulk, release_loaded_state, structure_rows
 
 __all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code', 'validate_task')
 
@@ -177,6 +177,30 @@ class WorkerCalculation(CalcJob):
             350, 'ERROR_INVALID_OUTPUT', invalidates_cache=True, message='the worker output cannot be read: {message}'
         )
 
+    # ------------------------------------------------------------------- thousands of live inputs
+    # The process keeps its 10,000 input structures alive from creation to the end; the session must not walk
+    # them at each of its few hundred commits (see ``batch.hold_loaded_state``).
+    def on_create(self) -> None:
+        """Create and store the node, with loaded ORM state kept across commits until the process ends."""
+        hold_loaded_state()
+        try:
+            super().on_create()
+        except BaseException:
+            release_loaded_state()
+            raise
+
+    def load_instance_state(self, saved_state: Any, load_context: Any) -> None:
+        """Reload from a checkpoint (e.g. a daemon restart), with the same hold as :meth:`on_create`."""
+        super().load_instance_state(saved_state, load_context)
+        hold_loaded_state()
+
+    def on_terminated(self) -> None:
+        """Release the hold of :meth:`on_create`."""
+        try:
+            super().on_terminated()
+        finally:
+            release_loaded_state()
+
     # ----------------------------------------------------------------------- compact checkpoints
     # A checkpoint (saved at every state change) serialises the inputs as YAML, one entry per node, and reading
     # each node's UUID reloads it from the database after every commit: minutes for 10,000 structures. The
@@ -188,7 +212,12 @@ class WorkerCalculation(CalcJob):
         inputs = dict(inputs)
         structures = inputs.pop('structures', None)
         if structures:
-            inputs[self._PACKED] = _pack({key: _pk(node) for key, node in structures.items()})
+            # a process's inputs never change: pack them once, not at each of the ~20 checkpoints of a job
+            packed = self.__dict__.get('_matembed_packed')
+            if packed is None or packed[0] != len(structures):
+                packed = (len(structures), _pack({key: _pk(node) for key, node in structures.items()}))
+                self.__dict__['_matembed_packed'] = packed
+            inputs[self._PACKED] = packed[1]
         return super().encode_input_args(inputs)
 
     def decode_input_args(self, encoded: str) -> dict[str, Any]:
@@ -212,14 +241,7 @@ class WorkerCalculation(CalcJob):
         # attributes and UUIDs of all structures with one query per 5,000 (reading them node by node reloads
         # each from the database: aiida refreshes mutable fields on access)
         pks = [_pk(self.inputs.structures[key]) for key in sorted(self.inputs.structures)]
-        rows: dict[int, tuple[str, dict[str, Any]]] = {}
-        for start in range(0, len(pks), 5000):
-            query = orm.QueryBuilder().append(
-                orm.StructureData,
-                filters={'id': {'in': pks[start : start + 5000]}},
-                project=['id', 'uuid', 'attributes'],
-            )
-            rows.update({pk: (uuid, attributes) for pk, uuid, attributes in query.iterall()})
+        rows = structure_rows(pks)
         write_structures(
             Path(folder.get_abs_path(self._STRUCTURES)), [rows[pk][1] for pk in pks], [rows[pk][0] for pk in pks]
         )

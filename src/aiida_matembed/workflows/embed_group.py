@@ -16,7 +16,7 @@ from typing import Any
 from aiida import orm
 from aiida.engine import ExitCode, WorkChain, append_, while_
 
-from ..calculations.batch import row_key
+from ..calculations.batch import keep_loaded_state, load_nodes, row_key
 from ..data.model import ModelData
 from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
 
@@ -171,11 +171,12 @@ class EmbedGroupWorkChain(WorkChain):
             if self.ctx.batches:
                 self._run_inline(self.ctx.batches.pop(0))
             return
-        while self.ctx.batches and len(self.ctx.running) < self.inputs.max_concurrent.value:
-            batch = self.ctx.batches.pop(0)
-            node = self.submit(self._worker_class(), **self._worker_inputs(batch))
-            self.ctx.running[str(node.pk)] = batch
-            self.to_context(jobs=append_(node))
+        with keep_loaded_state():  # thousands of structures are loaded and linked: see batch.hold_loaded_state
+            while self.ctx.batches and len(self.ctx.running) < self.inputs.max_concurrent.value:
+                batch = self.ctx.batches.pop(0)
+                node = self.submit(self._worker_class(), **self._worker_inputs(batch))
+                self.ctx.running[str(node.pk)] = batch
+                self.to_context(jobs=append_(node))
 
     def inspect_batches(self) -> None:
         """Collect finished worker jobs: keep results, halve out-of-memory batches, record failures."""
@@ -261,7 +262,7 @@ class EmbedGroupWorkChain(WorkChain):
         task = self._task_name()
         inputs: dict[str, Any] = {
             'code': self.inputs.code,
-            'structures': {row_key(i): node for i, node in enumerate(self._nodes(batch))},
+            'structures': {row_key(i): node for i, node in enumerate(load_nodes(sorted(batch)))},
             'task': orm.Str(task),
             'device': self.inputs.device,
             'parameters': orm.Dict(self._params()),
