@@ -1,13 +1,12 @@
-"""Bulk helpers of ``calculations.batch``: loading many nodes, their attribute rows, and the session hold."""
+"""Bulk helpers of ``calculations.batch``: loading many nodes, their attribute rows, detaching them."""
 
 import pytest
 from aiida import orm
 
 from aiida_matembed.calculations.batch import (
-    hold_loaded_state,
-    keep_loaded_state,
+    detach_from_session,
     load_nodes,
-    release_loaded_state,
+    reattach_to_session,
     structure_rows,
 )
 
@@ -49,28 +48,32 @@ def test_structure_rows_equal_the_querybuilder_projection(stored):
     assert rows == {pk: (uuid, attributes) for pk, uuid, attributes in query.all()}
 
 
-def test_holds_nest_and_restore_the_session_setting(aiida_profile_clean):
+def test_load_nodes_can_skip_missing_and_other_nodes(stored):
+    other = orm.Int(3).store()
+    loaded = load_nodes([stored[1].pk, 10**9, other.pk, stored[0].pk], missing='skip')
+    assert [n.pk for n in loaded] == [stored[1].pk, stored[0].pk]
+    with pytest.raises(ValueError, match='missing'):
+        load_nodes([stored[0].pk], missing='ignore')
+
+
+def test_detached_nodes_stay_out_of_commits_and_come_back_usable(stored):
+    from sqlalchemy import inspect as sa_inspect
+
     session = _session()
-    assert session.expire_on_commit is True
-    with keep_loaded_state():
-        assert session.expire_on_commit is False
-        hold_loaded_state()
-        release_loaded_state()
-        assert session.expire_on_commit is False  # the outer hold is still there
-    assert session.expire_on_commit is True
-    release_loaded_state()  # an unmatched release is a no-op
-    assert session.expire_on_commit is True
+    expected = [n.get_pymatgen() for n in stored]
+    models = detach_from_session(stored)
+    assert len(models) == len(stored) and all(sa_inspect(m).detached for m in models)
+    orm.Int(6).store()  # a commit while they are out: nothing of theirs is expired or reloaded
+    assert [n.pk for n in stored] == [sa_inspect(m).identity[0] for m in models]  # pk and UUID stay readable
+    assert stored[0].uuid == orm.load_node(stored[0].pk).uuid
+    assert reattach_to_session(models) == len(stored)
+    assert all(m in session for m in models)
+    assert [n.get_pymatgen() for n in stored] == expected  # attributes load again on access
+    stored[0].base.extras.set('tag', 'back')  # and the nodes can be changed again
+    assert orm.load_node(stored[0].pk).base.extras.get('tag') == 'back'
 
 
-def test_fields_changed_by_another_connection_are_read_fresh_during_a_hold(aiida_profile_clean):
-    """Why the hold is safe: aiida-core re-reads a mutable field from the database at every access."""
-    from sqlalchemy import update
-
-    node = orm.Int(5).store()
-    node.label = 'before'
-    model = type(node.backend_entity.bare_model)
-    with keep_loaded_state():
-        orm.Int(6).store()  # a commit during the hold: nothing is expired
-        with _session().get_bind().begin() as connection:  # another connection changes the row
-            connection.execute(update(model).where(model.id == node.pk).values(label='after'))
-        assert node.label == 'after'
+def test_unstored_or_changed_nodes_are_not_detached(aiida_profile_clean):
+    unstored = orm.Int(1)
+    assert detach_from_session([unstored]) == []
+    assert reattach_to_session([]) == 0

@@ -29,14 +29,13 @@ def test_embed_through_the_worker_gives_the_calcfunction_result(setup):
         WorkerCalculation, code=code, structures=structures, task=orm.Str('embed'), model=model, device=orm.Str('cpu')
     )
     assert node.is_finished_ok, node.exit_message
-    from aiida.manage import get_manager
-
-    # the job released its hold on the session (see batch.hold_loaded_state)
-    assert get_manager().get_profile_storage().get_session().expire_on_commit is True
+    # the input structures left the session during the job and are back (usable) now that it is closed
+    assert all(n.get_pymatgen().composition for n in nodes)
+    nodes[0].base.extras.set('seen', True)
     # the stored links the job answered from memory are those in the database
     fresh = orm.load_node(node.pk)
-    assert {(t.link_label, t.node.pk) for t in node.base.links.get_incoming().all()} == {
-        (t.link_label, t.node.pk) for t in fresh.base.links.get_incoming().all()
+    assert {(t.link_label, t.link_type, t.node.pk) for t in node.base.links.get_incoming().all()} == {
+        (t.link_label, t.link_type, t.node.pk) for t in fresh.base.links.get_incoming().all()
     }
     remote = outputs['features']
     local, _ = embed_structures(nodes, model, device='cpu', use_cache=False)
@@ -177,6 +176,15 @@ def test_checkpoints_keep_the_structures_compactly_and_restore_them(setup):
     decoded = process.decode_input_args(encoded)
     assert {key: node.pk for key, node in decoded['structures'].items()} == {k: n.pk for k, n in structures.items()}
     assert decoded['representation'].value == 'matembed.magpie'
-    from aiida_matembed.calculations.batch import release_loaded_state
+    # as when submitted to a daemon: the process is closed in this interpreter, and the structures it took out
+    # of the session are back
+    import gc
 
-    release_loaded_state()  # the process never runs to a terminal state: undo the hold its creation took
+    from sqlalchemy import inspect as sa_inspect
+
+    assert all(sa_inspect(n.backend_entity.bare_model).detached for n in nodes)
+    del decoded  # (objects of the same rows still alive in the session would keep ours out)
+    gc.collect()
+    process.close()
+    assert not any(sa_inspect(n.backend_entity.bare_model).detached for n in nodes)
+    assert nodes[0].get_pymatgen().composition

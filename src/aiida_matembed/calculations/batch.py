@@ -12,9 +12,8 @@ the links are stored by ``store_all`` exactly as before.
 
 from __future__ import annotations
 
-import contextlib
 import types
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 from aiida import orm
@@ -25,10 +24,11 @@ from aiida.orm.utils.links import LinkManager, LinkTriple
 
 __all__ = (
     'convert_structures',
+    'detach_from_session',
     'failure_record',
-    'keep_loaded_state',
     'link_inputs_in_bulk',
     'load_nodes',
+    'reattach_to_session',
     'row_key',
     'store_structures',
     'structure_rows',
@@ -244,56 +244,52 @@ def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], Non
 
 
 # ------------------------------------------------------------------- many stored nodes without ORM overhead
-class _Hold:
-    """Who holds ``expire_on_commit`` off: how many, on which session, and the value to restore."""
+def detach_from_session(nodes: list[orm.Node]) -> list[Any]:
+    """Take stored, unmodified node objects out of the SQLAlchemy session; return them for :func:`reattach_to_session`.
 
-    count: int = 0
-    session: Any = None
-    previous: bool = True
-
-
-_KEEP = _Hold()
-
-
-def hold_loaded_state() -> None:
-    """Stop SQLAlchemy from expiring every loaded object at each commit, until :func:`release_loaded_state`.
-
-    A process with 10,000 structures as inputs keeps those ORM objects alive for its whole life, and the
-    engine commits a few hundred times (every state change and attribute update): with ``expire_on_commit``
-    each commit walks all of them (measured: ~10 s of a 10,000-structure worker job, a quarter of its wall
-    time). Expiring is redundant for nodes: aiida-core's ``ModelWrapper`` refreshes every mutable field from
-    the database on each read outside a transaction anyway, and aiida-core switches it off the same way while
-    adding nodes to a group (``disable_expire_on_commit``). Holds nest (a counter); the previous value of the
-    session comes back when the last holder releases. No-op for storage backends without a SQLAlchemy session.
+    SQLAlchemy expires every object of the session at each commit, and a worker job keeps its 10,000 input
+    structures alive from creation to the end while the engine commits a few hundred times (every state change
+    and attribute update): ~2.4 million expirations, a quarter of the job's wall time. The job needs only the
+    pks, UUIDs and types of its inputs after it is stored, so their objects leave the session until the job
+    closes (their pk, UUID and type are loaded first and stay readable). Objects with pending changes, unstored
+    ones and those of storage backends without a SQLAlchemy session are left alone.
     """
     session = _session()
     if session is None:
-        return
-    if _KEEP.count == 0 or _KEEP.session is not session:
-        _KEEP.count, _KEEP.session, _KEEP.previous = 0, session, session.expire_on_commit
-    _KEEP.count += 1
-    session.expire_on_commit = False
+        return []
+    from sqlalchemy import inspect as sa_inspect
+
+    refresh_in_bulk(nodes)  # pk, UUID and type loaded (JSON columns stay deferred)
+    detached = []
+    for node in nodes:
+        bare = getattr(node.backend_entity, 'bare_model', None)
+        if bare is None:
+            continue
+        state = sa_inspect(bare)
+        if state.persistent and not state.modified and state.session is session:
+            session.expunge(bare)
+            detached.append(bare)
+    return detached
 
 
-def release_loaded_state() -> None:
-    """Undo one :func:`hold_loaded_state`."""
-    session = _KEEP.session
-    if session is None or _KEEP.count <= 0:
-        return
-    _KEEP.count -= 1
-    if _KEEP.count == 0:
-        session.expire_on_commit = _KEEP.previous
-        _KEEP.session = None
+def reattach_to_session(models: list[Any]) -> int:
+    """Put objects taken out by :func:`detach_from_session` back into the session (fields reload on access).
 
+    An object whose row was loaded again meanwhile (another object with the same identity in the session) stays
+    detached. Returns how many were put back.
+    """
+    session = _session()
+    if session is None or not models:
+        return 0
+    from sqlalchemy import inspect as sa_inspect
 
-@contextlib.contextmanager
-def keep_loaded_state() -> Iterator[None]:
-    """Context manager form of :func:`hold_loaded_state` / :func:`release_loaded_state`."""
-    hold_loaded_state()
-    try:
-        yield
-    finally:
-        release_loaded_state()
+    back = 0
+    for bare in models:
+        state = sa_inspect(bare)
+        if state.detached and state.key not in session.identity_map:
+            session.add(bare)
+            back += 1
+    return back
 
 
 def _session() -> Any:
@@ -314,13 +310,19 @@ def _node_model() -> Any:
     return getattr(storage.query(), 'Node', None)
 
 
-def load_nodes(pks: list[int], node_class: type[orm.Node] = orm.StructureData) -> list[orm.Node]:
+def load_nodes(
+    pks: list[int], node_class: type[orm.Node] = orm.StructureData, *, missing: str = 'raise'
+) -> list[orm.Node]:
     """The stored nodes ``pks`` (in that order), one query per 5,000, without decoding their JSON columns.
 
     ``QueryBuilder`` decodes the attributes, extras and repository metadata of every node it loads; the engine
-    only needs pks, UUIDs and types of process inputs, and aiida-core reloads a mutable field from the database
-    whenever it is read anyway. Unknown pks and nodes of other classes raise ``ValueError``.
+    only needs pks, UUIDs and types of process inputs, and the JSON columns load on access as usual.
+
+    :param missing: ``'raise'`` (``ValueError`` for unknown pks and nodes of other classes) or ``'skip'`` (leave
+        them out).
     """
+    if missing not in ('raise', 'skip'):
+        raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
     model = _node_model()
     if model is None:  # not an SQLAlchemy storage: the generic (slower) path
         found: dict[int, orm.Node] = {}
@@ -344,9 +346,11 @@ def load_nodes(pks: list[int], node_class: type[orm.Node] = orm.StructureData) -
             )
             for row in session.execute(statement).scalars():
                 found[row.id] = get_orm_entity(storage.get_backend_entity(row))  # type: ignore[attr-defined]
-    missing = [pk for pk in pks if pk not in found]
-    if missing:
-        raise ValueError(f'no stored node with pk {missing[:5]}' + (' ...' if len(missing) > 5 else ''))
+    if missing == 'skip':
+        return [found[pk] for pk in pks if isinstance(found.get(pk), node_class)]
+    unknown = [pk for pk in pks if pk not in found]
+    if unknown:
+        raise ValueError(f'no stored node with pk {unknown[:5]}' + (' ...' if len(unknown) > 5 else ''))
     wrong = [pk for pk in pks if not isinstance(found[pk], node_class)]
     if wrong:
         raise ValueError(f'nodes {wrong[:5]} are not {node_class.__name__}')

@@ -30,7 +30,7 @@ from aiida.engine import CalcJob
 from ..data.features import FeaturesData
 from ..data.model import CARD, WEIGHTS, ModelData
 from ..data.xrd import XrdPatternsData
-from .batch import hold_loaded_state, link_inputs_in_bulk, release_loaded_state, structure_rows
+from .batch import detach_from_session, link_inputs_in_bulk, reattach_to_session, structure_rows
 
 __all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code', 'validate_task')
 
@@ -178,28 +178,30 @@ class WorkerCalculation(CalcJob):
         )
 
     # ------------------------------------------------------------------- thousands of live inputs
-    # The process keeps its 10,000 input structures alive from creation to the end; the session must not walk
-    # them at each of its few hundred commits (see ``batch.hold_loaded_state``).
+    # The process keeps its 10,000 input structures alive from creation to the end; once the job is stored they
+    # leave the SQLAlchemy session, so that its few hundred commits do not expire them each time (see
+    # ``batch.detach_from_session``), and come back when the process closes (terminated, or submitted to the daemon).
     def on_create(self) -> None:
-        """Create and store the node, with loaded ORM state kept across commits until the process ends."""
-        hold_loaded_state()
-        try:
-            super().on_create()
-        except BaseException:
-            release_loaded_state()
-            raise
+        """Create and store the node, then take the input structures out of the session."""
+        super().on_create()
+        self._detach_structures()
 
     def load_instance_state(self, saved_state: Any, load_context: Any) -> None:
-        """Reload from a checkpoint (e.g. a daemon restart), with the same hold as :meth:`on_create`."""
+        """Reload from a checkpoint (e.g. in a daemon worker), then take the input structures out of the session."""
         super().load_instance_state(saved_state, load_context)
-        hold_loaded_state()
+        self._detach_structures()
 
-    def on_terminated(self) -> None:
-        """Release the hold of :meth:`on_create`."""
+    def on_close(self) -> None:
+        """Put the input structures back into the session (the caller may still use them)."""
         try:
-            super().on_terminated()
+            reattach_to_session(self.__dict__.pop('_matembed_detached', []))
         finally:
-            release_loaded_state()
+            super().on_close()
+
+    def _detach_structures(self) -> None:
+        structures: dict[str, orm.StructureData] = dict(self.inputs.get('structures') or {}) if self.inputs else {}
+        if self.node.is_stored and structures:
+            self.__dict__['_matembed_detached'] = detach_from_session(list(structures.values()))
 
     # ----------------------------------------------------------------------- compact checkpoints
     # A checkpoint (saved at every state change) serialises the inputs as YAML, one entry per node, and reading

@@ -16,7 +16,7 @@ from typing import Any
 from aiida import orm
 from aiida.engine import ExitCode, WorkChain, append_, while_
 
-from ..calculations.batch import keep_loaded_state, load_nodes, row_key
+from ..calculations.batch import load_nodes, row_key
 from ..data.model import ModelData
 from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
 
@@ -171,12 +171,14 @@ class EmbedGroupWorkChain(WorkChain):
             if self.ctx.batches:
                 self._run_inline(self.ctx.batches.pop(0))
             return
-        with keep_loaded_state():  # thousands of structures are loaded and linked: see batch.hold_loaded_state
-            while self.ctx.batches and len(self.ctx.running) < self.inputs.max_concurrent.value:
-                batch = self.ctx.batches.pop(0)
-                node = self.submit(self._worker_class(), **self._worker_inputs(batch))
-                self.ctx.running[str(node.pk)] = batch
-                self.to_context(jobs=append_(node))
+        while self.ctx.batches and len(self.ctx.running) < self.inputs.max_concurrent.value:
+            batch = self.ctx.batches.pop(0)
+            inputs = self._worker_inputs(batch)
+            if not inputs['structures']:
+                continue
+            node = self.submit(self._worker_class(), **inputs)
+            self.ctx.running[str(node.pk)] = batch
+            self.to_context(jobs=append_(node))
 
     def inspect_batches(self) -> None:
         """Collect finished worker jobs: keep results, halve out-of-memory batches, record failures."""
@@ -225,6 +227,14 @@ class EmbedGroupWorkChain(WorkChain):
             nodes += query.order_by({orm.StructureData: {'id': 'asc'}}).all(flat=True)
         return sorted(nodes, key=_identity_key) if len(batch) > 5000 else nodes
 
+    def _existing_nodes(self, batch: list[int]) -> list[orm.Node]:
+        """The batch's structures, by pk, without those deleted since the set-up (reported)."""
+        nodes = load_nodes(sorted(batch), missing='skip')
+        if len(nodes) < len(batch):
+            gone = sorted(set(batch) - {node.pk for node in nodes})
+            self.report(f'{len(gone)} structure(s) of the batch no longer exist and are skipped: pks {gone[:10]}')
+        return nodes
+
     def _run_inline(self, batch: list[int]) -> None:
         from ..calculations import embed_structures, featurize_structures, simulate_xrd_structures
 
@@ -262,7 +272,7 @@ class EmbedGroupWorkChain(WorkChain):
         task = self._task_name()
         inputs: dict[str, Any] = {
             'code': self.inputs.code,
-            'structures': {row_key(i): node for i, node in enumerate(load_nodes(sorted(batch)))},
+            'structures': {row_key(i): node for i, node in enumerate(self._existing_nodes(batch))},
             'task': orm.Str(task),
             'device': self.inputs.device,
             'parameters': orm.Dict(self._params()),
