@@ -8,7 +8,7 @@ from ase.collections import dcdft
 
 from aiida_matembed.core.datasets.store import StructureSet
 from aiida_matembed.core.models import CmmlModel, XrdSymmetryModel, XrdVaeModel, load_model, read_card, sha256_file
-from aiida_matembed.core.models.training import TrainConfig, train
+from aiida_matembed.core.models.training import TrainConfig, describe_training_data, train
 from aiida_matembed.testing import bad_inputs
 
 TINY_XRD = {'wavelength': 'CuKa', 'two_theta_range': [10.0, 110.0], 'step': 0.5, 'fwhm': 0.6}
@@ -110,7 +110,10 @@ def test_symmetry_classifier_trains_and_predicts(tmp_path, small_set, examples):
 
 
 def test_vae_trains_and_encodes(tmp_path, small_set, examples):
-    result = train(config(tmp_path, 'xrd_vae'), structure_set=small_set, progress=False, log=lambda _: None)
+    result = train(config(tmp_path, 'xrd_vae', epochs=3), structure_set=small_set, progress=False, log=lambda _: None)
+    # kept at the epoch of the best map (5-NN crystal-system accuracy of the latent), the earliest of equals
+    accuracy = [h['val_knn5_crystal_system_acc'] for h in result.history]
+    assert result.best_epoch == 1 + int(np.argmax(accuracy))
     model = load_model(result.checkpoint, device='cpu')
     assert isinstance(model, XrdVaeModel)
     latent = model.encode_structures([e.structure for e in examples[:6]])
@@ -178,3 +181,32 @@ def test_yaml_errors(tmp_path):
         TrainConfig.from_yaml(path)
     with pytest.raises(FileNotFoundError):
         TrainConfig.from_yaml(tmp_path / 'none.yaml')
+
+
+def test_card_describes_the_data_the_model_was_trained_on():
+    info = {
+        'n_structures': 1200,
+        'sources': {'aflow': 200, 'synthetic': 1000},
+        'metadata': {'seed': 3, 'parameters': {'split': 'train'}},
+    }
+    text = describe_training_data(info)
+    assert text == (
+        'Training data: 1,200 structures (training + validation split): 200 decorated AFLOW prototypes from '
+        'pymatgen, 1,000 synthetic pyxtal crystals (training structure types only); seed 3. No experimental data.'
+    )
+    assert 'no synthetic crystals' in describe_training_data({'n_structures': 5, 'sources': {'pyriodic': 5}})
+    # user data of unknown origin: nothing is claimed about what it does not contain
+    unknown = describe_training_data({'n_structures': 5, 'sources': {'my_cifs': 5}})
+    assert unknown == "Training data: 5 structures (training + validation split): 5 'my_cifs'."
+    assert describe_training_data({'n_structures': 5}).endswith('of unlabelled origin.')
+
+
+@pytest.mark.parametrize('name', ['matembed.cmml', 'matembed.xrd_symmetry', 'matembed.xrd_vae'])
+def test_shipped_cards_state_their_training_data(name):
+    """A shipped card may only claim the data in its own data section (synthetic crystals included or not)."""
+    from aiida_matembed.core.models import model_path
+
+    card = read_card(model_path(name))
+    assert describe_training_data(card.data) in card.description
+    claims_synthetic = 'synthetic pyxtal' in card.description
+    assert claims_synthetic == bool(card.data.get('sources', {}).get('synthetic'))
