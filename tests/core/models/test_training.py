@@ -192,7 +192,21 @@ def test_card_describes_the_data_the_model_was_trained_on():
     text = describe_training_data(info)
     assert text == (
         'Training data: 1,200 structures (training + validation split): 200 decorated AFLOW prototypes from '
-        'pymatgen, 1,000 synthetic pyxtal crystals (training structure types only); seed 3. No experimental data.'
+        'pymatgen, 1,000 synthetic pyxtal crystals (held-out structure types excluded); seed 3. No experimental data.'
+    )
+    joined = {
+        'n_structures': 3,
+        'sources': {'pyriodic': 2, 'synthetic': 1},
+        'metadata': {
+            'parts': [
+                {'seed': 0, 'parameters': {'split': 'train'}},
+                {'seed': 1, 'parameters': {'n_excluded_keys': 0}},  # synthetic, nothing rejected
+            ]
+        },
+    }
+    assert describe_training_data(joined) == (
+        'Training data: 3 structures (training + validation split): 2 decorated AFLOW prototypes from '
+        'pyriodic-aflow, 1 synthetic pyxtal crystals; seed 0, 1. No experimental data.'
     )
     assert 'no synthetic crystals' in describe_training_data({'n_structures': 5, 'sources': {'pyriodic': 5}})
     # user data of unknown origin: nothing is claimed about what it does not contain

@@ -274,23 +274,33 @@ def describe_training_data(info: dict[str, Any]) -> str:
 
     The card's description then cannot claim data the model never saw, e.g. ``'Training data: 10,000
     structures (training + validation split): 2,531 decorated AFLOW prototypes from pymatgen, 7,469 decorated
-    AFLOW prototypes from pyriodic-aflow (training structure types only); no synthetic crystals; seed 0. No
+    AFLOW prototypes from pyriodic-aflow (held-out structure types excluded); no synthetic crystals; seed 0. No
     experimental data.'`` Claims about what is absent are made only when every source is a known one.
     """
     sources = info.get('sources') or {}
     parts = [f'{count:,} {_SOURCE_NAMES.get(name, repr(name))}' for name, count in sorted(sources.items())]
     metadata = info.get('metadata') or {}
-    split = (metadata.get('parameters') or {}).get('split')
+    builds = metadata.get('parts') or [metadata]  # a joined set lists the metadata of its parts
     text = f'Training data: {info.get("n_structures", 0):,} structures (training + validation split)'
     text += ': ' + ', '.join(parts) if parts else ' of unlabelled origin'
-    if split == 'train':
-        text += ' (training structure types only)'
+    if builds and all(_excludes_heldout(build) for build in builds):
+        text += ' (held-out structure types excluded)'
     all_known = bool(sources) and set(sources) <= set(_SOURCE_NAMES)
     if all_known and 'synthetic' not in sources:
         text += '; no synthetic crystals'
-    if 'seed' in metadata:
-        text += f'; seed {metadata["seed"]}'
+    seeds = sorted({int(build['seed']) for build in builds if 'seed' in build})
+    if seeds:
+        text += '; seed ' + ', '.join(map(str, seeds))
     return text + ('. No experimental data.' if all_known else '.')
+
+
+def _excludes_heldout(build: dict[str, Any]) -> bool:
+    """Whether a dataset build left out the held-out structure types.
+
+    Decorations: ``split='train'``; synthetic crystals: candidates matching a held-out type were rejected.
+    """
+    parameters = build.get('parameters') or {}
+    return parameters.get('split') == 'train' or int(parameters.get('n_excluded_keys') or 0) > 0
 
 
 @dataclass
