@@ -77,3 +77,17 @@ def test_unstored_or_changed_nodes_are_not_detached(aiida_profile_clean):
     unstored = orm.Int(1)
     assert detach_from_session([unstored]) == []
     assert reattach_to_session([]) == 0
+
+
+def test_generic_path_without_sqlalchemy_gives_the_same(stored, monkeypatch):
+    """Storage backends without a SQLAlchemy session take the QueryBuilder path (forced here: the profile is SQLite)."""
+    from aiida_matembed.calculations import batch
+
+    pks = [stored[1].pk, stored[0].pk]
+    fast_rows, fast_nodes = structure_rows(pks), [n.uuid for n in load_nodes(pks)]
+    monkeypatch.setattr(batch, '_node_model', lambda: None)
+    monkeypatch.setattr(batch, '_session', lambda: None)
+    assert structure_rows(pks) == fast_rows
+    assert [n.uuid for n in load_nodes(pks)] == fast_nodes
+    assert load_nodes([10**9, pks[0]], missing='skip')[0].pk == pks[0]
+    assert detach_from_session(stored) == [] and reattach_to_session([object()]) == 0
