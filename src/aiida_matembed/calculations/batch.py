@@ -111,8 +111,6 @@ def refresh_in_bulk(nodes: list[orm.Node]) -> None:
     SQLAlchemy-based, are left alone.
     """
     from sqlalchemy import inspect as sa_inspect
-    from sqlalchemy import select
-    from sqlalchemy.orm import defer
 
     pks: list[int] = []
     model = None
@@ -126,18 +124,26 @@ def refresh_in_bulk(nodes: list[orm.Node]) -> None:
             model = type(bare)
     if not pks or model is None:
         return
-    from aiida.manage import get_manager
-
-    session = get_manager().get_profile_storage().get_session()  # type: ignore[attr-defined]
+    session = _session()
     for start in range(0, len(pks), 5000):
-        # the JSON columns stay unloaded (decoding every structure's sites is the expensive part): what the
-        # engine reads of an input node is its pk, UUID and type; attributes load on access as usual
-        statement = (
-            select(model)
-            .where(model.id.in_(pks[start : start + 5000]))
-            .options(defer(model.attributes), defer(model.extras), defer(model.repository_metadata))
-        )
+        statement = _select_without_json(model, pks[start : start + 5000])
         session.execute(statement.execution_options(populate_existing=True)).scalars().all()
+
+
+def _select_without_json(model: Any, pks: list[int]) -> Any:
+    """``SELECT`` of node rows with the JSON columns deferred.
+
+    Decoding every structure's sites is the expensive part of loading a node; what the engine reads of an input
+    node is its pk, UUID and type, and the attributes load on access as usual.
+    """
+    from sqlalchemy import select
+    from sqlalchemy.orm import defer
+
+    return (
+        select(model)
+        .where(model.id.in_(pks))
+        .options(defer(model.attributes), defer(model.extras), defer(model.repository_metadata))
+    )
 
 
 def _stored_hashes(triples: list[LinkTriple]) -> dict[str, str]:
@@ -332,19 +338,12 @@ def load_nodes(
     else:
         from aiida.manage import get_manager
         from aiida.orm.convert import get_orm_entity
-        from sqlalchemy import select
-        from sqlalchemy.orm import defer
 
         storage = get_manager().get_profile_storage()
-        session = storage.get_session()  # type: ignore[attr-defined]
+        session = _session()
         found = {}
         for start in range(0, len(pks), 5000):
-            statement = (
-                select(model)
-                .where(model.id.in_(pks[start : start + 5000]))
-                .options(defer(model.attributes), defer(model.extras), defer(model.repository_metadata))
-            )
-            for row in session.execute(statement).scalars():
+            for row in session.execute(_select_without_json(model, pks[start : start + 5000])).scalars():
                 found[row.id] = get_orm_entity(storage.get_backend_entity(row))  # type: ignore[attr-defined]
     if missing == 'skip':
         return [found[pk] for pk in pks if isinstance(found.get(pk), node_class)]
