@@ -221,6 +221,7 @@ class EmbedGroupWorkChain(WorkChain):
         self.ctx.failed.append((batch, error))
 
     def _nodes(self, batch: list[int]) -> list[orm.StructureData]:
+        """The batch's structures with their attributes (the in-process path converts every one of them)."""
         nodes: list[orm.StructureData] = []
         for start in range(0, len(batch), 5000):  # bounded IN clauses, sorted by pk in the database
             query = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch[start : start + 5000]}})
@@ -228,7 +229,10 @@ class EmbedGroupWorkChain(WorkChain):
         return sorted(nodes, key=_identity_key) if len(batch) > 5000 else nodes
 
     def _existing_nodes(self, batch: list[int]) -> list[orm.Node]:
-        """The batch's structures, by pk, without those deleted since the set-up (reported)."""
+        """The batch's structures for a worker job, without those deleted since the set-up (reported).
+
+        Their attributes are not loaded: the job reads them in one query when it writes its input file.
+        """
         nodes = load_nodes(sorted(batch), missing='skip')
         if len(nodes) < len(batch):
             gone = sorted(set(batch) - {node.pk for node in nodes})
