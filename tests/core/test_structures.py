@@ -91,3 +91,26 @@ def test_batched_overlap_check_agrees_with_the_neighbour_search(prototypes):
             assert isinstance(result, InvalidStructureError) and 'overlapping atoms' in str(result)
             assert f'{expected[2]:.3f} Å apart' in str(result)
     assert sum(isinstance(r, Exception) for r in results) >= 10
+
+
+def test_batch_validation_gives_the_single_structure_messages_and_keeps_good_items(examples):
+    """prepare_cells checks a whole batch with array reductions; every bad item (mixed among good ones) gets
+    the message validate_structure gives it alone, and the good items come back as cells."""
+    from aiida_matembed.core.structures import Cell, prepare_cells
+
+    good = [e.structure for e in examples if e.structure.is_ordered]
+    batch, expected = [], []
+    for k, bad in enumerate(bad_inputs()):
+        batch += [good[k % len(good)], bad.structure]
+        try:
+            validate_structure(to_pymatgen(bad.structure))
+            message = None
+        except (InvalidStructureError, TypeError) as exception:
+            message = str(exception)
+        expected += [None, message]
+    results = prepare_cells(batch)
+    for item, result, message in zip(batch, results, expected, strict=True):
+        if message is None:
+            assert isinstance(result, Cell) and len(result.z) == len(to_pymatgen(item))
+        else:
+            assert isinstance(result, Exception) and str(result) == message

@@ -229,24 +229,32 @@ def prepare_cells(
     crosses = np.cross(matrices[:, [1, 2, 0]], matrices[:, [2, 0, 1]])
     with np.errstate(invalid='ignore', divide='ignore'):
         spacing = np.abs(volumes) / np.sqrt((crosses**2).sum(axis=2)).max(axis=1)
+    # per-site checks over the concatenated batch: first offending site of each cell (or -1)
+    sizes = np.fromiter((len(c.z) for c in cells), dtype=np.int64, count=len(cells))
+    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    bad_coords = _first_flagged(~np.isfinite(np.concatenate([c.cart for c in cells])).all(axis=1), starts, sizes)
+    z = np.concatenate([c.z for c in cells])
+    bad_species = _first_flagged((z < 1) | (z > Z_MAX), starts, sizes)
     by_size: dict[int, list[int]] = {}
-    for k, cell, ok, volume, d in zip(good, cells, finite, volumes, spacing, strict=True):
+    for i, k in enumerate(good):
+        cell, volume = cells[i], float(volumes[i])
         try:
-            if not ok:
+            if not finite[i]:
                 raise InvalidStructureError('lattice contains NaN or infinite values')
-            _check_volume(float(volume))
-            _check_finite_coords(cell.cart)
-            bad = np.flatnonzero((cell.z < 1) | (cell.z > Z_MAX))
-            if bad.size:
-                raise InvalidStructureError(f'unknown species (Z = {int(cell.z[bad[0]])}) at site {int(bad[0])}')
+            _check_volume(volume)
+            if bad_coords[i] >= 0:
+                raise InvalidStructureError(f'NaN or infinite coordinates at site {int(bad_coords[i])}')
+            if bad_species[i] >= 0:  # the single-structure check names the species
+                validate_structure(to_pymatgen(items[k]), allow_partial_occupancy=False)
+                raise InvalidStructureError(f'unknown species at site {int(bad_species[i])}')
         except InvalidStructureError as exception:
             out[k] = exception
             continue
-        out[k] = cell = cell._replace(volume=float(volume))
+        out[k] = Cell(cell.z, cell.frac, cell.cart, cell.lattice, volume)
         if not check_overlap:
             continue
-        n = len(cell.z)
-        small = n <= _SMALL_CELL_SITES and d > 2 * min_distance
+        n = int(sizes[i])
+        small = n <= _SMALL_CELL_SITES and spacing[i] > 2 * min_distance
         by_size.setdefault(_small_bucket(n) if small else -1 - k, []).append(k)
     for key, rows in by_size.items():
         group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
@@ -258,6 +266,17 @@ def prepare_cells(
             if pair is not None:
                 out[k] = _overlap_error(pair, min_distance)
     return out
+
+
+def _first_flagged(flags: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Index (within its segment) of the first true flag of each segment ``starts[i] : starts[i] + sizes[i]``, or -1."""
+    first = np.full(len(sizes), -1, dtype=np.int64)
+    hits = np.flatnonzero(flags)
+    if hits.size:
+        owner = np.searchsorted(starts, hits, side='right') - 1
+        owner, index = np.unique(owner, return_index=True)  # hits ascending: the first of each owner
+        first[owner] = hits[index] - starts[owner]
+    return first
 
 
 def _read_cell(item: Any) -> Cell:

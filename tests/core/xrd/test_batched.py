@@ -32,25 +32,33 @@ def test_batched_peaks_equal_the_numpy_path(prototypes, examples, anode):
         _assert_same_peaks(ours, simulator.peaks(structure))
 
 
-def test_batch_size_and_chunking_do_not_change_results(prototypes, monkeypatch):
+def test_batch_size_does_not_change_results(prototypes):
     structures = [p.structure for p in prototypes][::9]
     simulator = XrdSimulator('CuKa')
     reference = simulator.peaks_many(structures)
-    monkeypatch.setitem(batched.PAIR_CHUNK, 'cpu', 50)  # forces many rod blocks / pair chunks per structure
     for result in (simulator.peaks_many(structures, batch_size=5), simulator.peaks_many(structures, batch_size=1)):
         for ours, expected in zip(result, reference, strict=True):
             _assert_same_peaks(ours, expected)
 
 
-def test_pair_sums_equal_matrix_products(prototypes, monkeypatch):
-    """The two structure-factor methods (GPU default and CPU default) agree; pairs run here on the CPU."""
-    scatterers, _, _ = batched.read_scatterers([p.structure for p in prototypes][::7])
+def test_tensor_path_equals_compiled_kernel(prototypes, monkeypatch):
+    """The GPU method (tensor pair sums, run here on the CPU in many chunks) and the CPU default (compiled
+    kernel) give the same reflections in the same order and the same intensities, partial occupancy and
+    Debye-Waller factors included."""
+    structures = [p.structure for p in prototypes][::7] + [
+        Structure(Lattice.cubic(4.2), [{'Fe': 0.5, 'Ni': 0.5}, 'O'], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    ]
+    scatterers, _, _ = batched.read_scatterers(structures)
     cpu = torch.device('cpu')
-    gemm = batched.compute_reflections(scatterers, 1.54184, (10, 110), {'O': 0.5}, cpu, method='gemm')
+    compiled = batched.compute_reflections(scatterers, 1.54184, (10, 110), {'O': 0.5}, cpu)
     monkeypatch.setitem(batched.PAIR_CHUNK, 'cpu', 1000)  # several chunks
     pairs = batched.compute_reflections(scatterers, 1.54184, (10, 110), {'O': 0.5}, cpu, method='pairs')
-    assert torch.equal(gemm.hkl, pairs.hkl) and torch.equal(gemm.structure, pairs.structure)
-    torch.testing.assert_close(pairs.intensity, gemm.intensity, rtol=1e-9, atol=1e-9 * float(gemm.intensity.max()))
+    assert torch.equal(compiled.hkl, pairs.hkl) and torch.equal(compiled.structure, pairs.structure)
+    torch.testing.assert_close(compiled.two_theta, pairs.two_theta, rtol=1e-12, atol=1e-12)
+    scale = float(pairs.intensity.max())
+    torch.testing.assert_close(compiled.intensity, pairs.intensity, rtol=1e-9, atol=1e-9 * scale)
+    with pytest.raises(ValueError, match='compiled'):
+        batched.compute_reflections(scatterers, 1.54184, (10, 110), {}, cpu, method='gemm')
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason='no GPU here (tested when one is present)')

@@ -12,7 +12,10 @@ so that a whole batch is a handful of tensor operations instead of a Python loop
    pairs); form factors are evaluated once per (reflection, element of its structure).
 3. *Merging* of reflections with equal 2θ (1e-5°) and scaling per structure are segment reductions.
 
-All in float64; the result equals the numpy path to round-off (tested within 1e-9 relative).
+All in float64; the result equals the numpy path to round-off (tested within 1e-9 relative). On the CPU
+the default is the compiled kernel of :mod:`._kernels` (same enumeration, order and physics as loops, about
+4x faster than the tensor form there); the tensor form is the GPU path and runs on the CPU with
+``method='pairs'``.
 """
 
 from __future__ import annotations
@@ -104,7 +107,10 @@ def read_scatterers(items: Sequence[Any]) -> tuple[Scatterers, list[int], dict[i
     cells = prepare_cells(items)
     errors: dict[int, Exception] = {}
     good: list[int] = []
-    lattices, fracs, zs, occupancies = [], [], [], []
+    lattices: list[np.ndarray] = []
+    fracs: list[np.ndarray] = []
+    zs: list[np.ndarray] = []
+    occupancies: list[np.ndarray | None] = []  # None: all sites fully occupied
     for index, cell in enumerate(cells):
         try:
             if isinstance(cell, PartiallyOccupiedError):
@@ -113,32 +119,45 @@ def read_scatterers(items: Sequence[Any]) -> tuple[Scatterers, list[int], dict[i
                 entries = [
                     (sp.Z, float(amount), site.frac_coords) for site in structure for sp, amount in site.species.items()
                 ]
-                z = np.array([e[0] for e in entries], dtype=np.int64)
-                occupancy = np.array([e[1] for e in entries])
-                frac = np.array([e[2] for e in entries])
-                lattice = structure.lattice.matrix
+                zs.append(np.array([e[0] for e in entries], dtype=np.int64))
+                occupancies.append(np.array([e[1] for e in entries]))
+                fracs.append(np.array([e[2] for e in entries]))
+                lattices.append(structure.lattice.matrix)
             elif isinstance(cell, Exception):
                 raise cell
             else:
-                z, frac, lattice = cell.z, cell.frac, cell.lattice
-                occupancy = np.ones(len(z))
-            missing = z[~known[z]]
-            if missing.size:
-                raise InvalidStructureError(f'no X-ray scattering factors for element {SYMBOLS[int(missing[0]) - 1]}')
+                zs.append(cell.z)
+                occupancies.append(None)
+                fracs.append(cell.frac)
+                lattices.append(cell.lattice)
         except Exception as exception:
             errors[index] = exception
             continue
         good.append(index)
-        lattices.append(lattice)
-        fracs.append(frac)
-        zs.append(z)
-        occupancies.append(occupancy)
-    counts = np.array([len(z) for z in zs], dtype=np.int64)
+    counts = np.fromiter((len(z) for z in zs), dtype=np.int64, count=len(zs))
+    z_all = np.concatenate(zs) if zs else np.zeros(0, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
+    missing = np.flatnonzero(~known[z_all])
+    if missing.size:  # elements without X-ray scattering factors: record, drop those structures
+        owner = np.searchsorted(starts, missing, side='right') - 1
+        owners, first = np.unique(owner, return_index=True)
+        for row, site in zip(owners, missing[first], strict=True):
+            symbol = SYMBOLS[int(z_all[site]) - 1]
+            errors[good[row]] = InvalidStructureError(f'no X-ray scattering factors for element {symbol}')
+        keep = np.setdiff1d(np.arange(len(good)), owners)
+        good = [good[row] for row in keep]
+        lattices, fracs = [lattices[row] for row in keep], [fracs[row] for row in keep]
+        zs, occupancies = [zs[row] for row in keep], [occupancies[row] for row in keep]
+        counts = counts[keep]
+        z_all = np.concatenate(zs) if zs else np.zeros(0, dtype=np.int64)
+    occupancy = np.ones(len(z_all))
+    if any(o is not None for o in occupancies):
+        occupancy = np.concatenate([np.ones(len(z)) if o is None else o for z, o in zip(zs, occupancies, strict=True)])
     scatterers = Scatterers(
         lattice=np.stack(lattices) if lattices else np.zeros((0, 3, 3)),
         frac=np.concatenate(fracs) if fracs else np.zeros((0, 3)),
-        z=np.concatenate(zs) if zs else np.zeros(0, dtype=np.int64),
-        occupancy=np.concatenate(occupancies) if occupancies else np.zeros(0),
+        z=z_all,
+        occupancy=occupancy,
         ptr=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
     )
     return scatterers, good, errors
@@ -247,56 +266,6 @@ def _form_factors(
     return form * torch.exp(-debye_waller[z] * s2_q)
 
 
-def _structure_factors_gemm(
-    scatterers: Scatterers,
-    slot_of: np.ndarray,
-    slot_count: np.ndarray,
-    rods: _Rods,
-    structure: np.ndarray,
-    rod: np.ndarray,
-    l_index: np.ndarray,
-    form: np.ndarray,
-) -> np.ndarray:
-    """``F`` of reflections in generation order, one structure at a time, with matrix products (CPU).
-
-    ``exp(2 pi i (h x + k y + l z)) = exp(2 pi i (h x + k y)) exp(2 pi i l z)``: per element of a structure,
-    ``G[rod, l] = sum_j occ_j P[j, rod] Z[j, l]`` is one complex GEMM over the rods ``(h, k)`` and the ``l``
-    range, and ``F = sum_elements f(s) G``. Rods go in blocks so that ``P`` stays within ``PAIR_CHUNK``.
-    """
-    ptr = scatterers.ptr
-    rod_structure = rods.structure.numpy()
-    rod_h, rod_k, rod_l_low, rod_count = (t.numpy() for t in (rods.h, rods.k, rods.l_low, rods.length))
-    rod_bounds = np.searchsorted(rod_structure, np.arange(scatterers.n_structures + 1))
-    n_slot = slot_count[structure]
-    slot_start = np.cumsum(n_slot) - n_slot
-    out = np.zeros(len(rod), dtype=np.complex128)
-    two_pi_i = 2j * math.pi
-    for s in range(scatterers.n_structures):
-        atoms = slice(ptr[s], ptr[s + 1])
-        frac, occupancy, slot = scatterers.frac[atoms], scatterers.occupancy[atoms], slot_of[atoms]
-        n_elements = int(slot_count[s])
-        block = max(1, PAIR_CHUNK['cpu'] // len(frac))
-        for r0 in range(int(rod_bounds[s]), int(rod_bounds[s + 1]), block):
-            r1 = min(r0 + block, int(rod_bounds[s + 1]))
-            m0, m1 = int(np.searchsorted(rod, r0)), int(np.searchsorted(rod, r1))
-            if m0 == m1:
-                continue
-            l_min = int(rod_l_low[r0:r1].min())
-            l_max = int((rod_l_low[r0:r1] + rod_count[r0:r1]).max()) - 1
-            planar = np.exp(two_pi_i * (np.outer(frac[:, 0], rod_h[r0:r1]) + np.outer(frac[:, 1], rod_k[r0:r1])))
-            planar *= occupancy[:, None]
-            axial = np.exp(two_pi_i * np.outer(frac[:, 2], np.arange(l_min, l_max + 1)))
-            index = (rod[m0:m1] - r0) * (l_max - l_min + 1) + (l_index[m0:m1] - l_min)
-            forms = form[slot_start[m0:m1, None] + np.arange(n_elements)]  # (reflections, elements)
-            if n_elements == 1:
-                out[m0:m1] = forms[:, 0] * (planar.T @ axial).ravel()[index]
-                continue
-            for e in range(n_elements):
-                mine = slot == e
-                out[m0:m1] += forms[:, e] * (planar[mine].T @ axial[mine]).ravel()[index]
-    return out
-
-
 def _structure_factors_pairs(
     scatterers: Scatterers,
     slot_of: np.ndarray,
@@ -338,6 +307,56 @@ def _structure_factors_pairs(
     return f_real, f_imag
 
 
+def _compiled_reflections(
+    scatterers: Scatterers, wavelength: float, g_low: float, g_high: float, debye_waller: np.ndarray
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Structure index, hkl, ``|g|``, 2θ and intensity of every reflection by the compiled CPU kernel (sorted)."""
+    from ._kernels import count_reflections, fill_reflections
+
+    a_table, b_table, _ = form_factor_table()
+    lattice = np.ascontiguousarray(scatterers.lattice, dtype=np.float64)
+    reciprocal = np.ascontiguousarray(np.linalg.inv(lattice).transpose(0, 2, 1))
+    lengths = np.linalg.norm(lattice, axis=2)
+    counts = count_reflections(reciprocal, lengths, g_low, g_high)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+    n = int(offsets[-1])
+    hkl = np.empty((n, 3), dtype=np.int64)
+    g, two_theta, intensity = np.empty(n), np.empty(n), np.empty(n)
+    fill_reflections(
+        reciprocal, lengths, np.ascontiguousarray(scatterers.frac, dtype=np.float64), scatterers.z.astype(np.int64),
+        scatterers.occupancy.astype(np.float64), scatterers.ptr.astype(np.int64), offsets, a_table, b_table,
+        debye_waller, g_low, g_high, wavelength, MERGE_TOLERANCE, hkl, g, two_theta, intensity,
+    )  # fmt: skip
+    structure = np.repeat(np.arange(len(counts)), counts)
+    return tuple(torch.from_numpy(a) for a in (structure, hkl, g, two_theta, intensity))  # type: ignore[return-value]
+
+
+def _torch_reflections(
+    scatterers: Scatterers,
+    reciprocal: torch.Tensor,
+    lengths: torch.Tensor,
+    wavelength: float,
+    g_low: float,
+    g_high: float,
+    debye_waller: np.ndarray,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Structure index, hkl, ``|g|``, 2θ and intensity of every reflection with tensor operations."""
+    device = reciprocal.device
+    rods, structure, rod, l_index, g, _ = _enumerate(reciprocal, lengths, g_low, g_high)
+    hkl = torch.stack([rods.h[rod], rods.k[rod], l_index], dim=1)
+    s2 = (g / 2) ** 2
+    theta = torch.asin(torch.clamp(wavelength * g / 2, -1, 1))
+    slot_of, slot_z, slot_count = _slots(scatterers)
+    n_slot = torch.as_tensor(slot_count, device=device)[structure]
+    slot_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(slot_count)]), device=device)
+    form = _form_factors(s2, torch.as_tensor(slot_z, device=device), slot_ptr[structure], n_slot,
+                         torch.as_tensor(debye_waller, device=device))  # fmt: skip
+    f_real, f_imag = _structure_factors_pairs(scatterers, slot_of, slot_count, structure, hkl, form, device)
+    f_squared = f_real**2 + f_imag**2
+    two_theta = torch.rad2deg(2 * theta)
+    return structure, hkl, g, two_theta, 2 * f_squared * lorentz_polarisation(two_theta)
+
+
 def compute_reflections(
     scatterers: Scatterers,
     wavelength: float,
@@ -355,52 +374,40 @@ def compute_reflections(
         March parameter ``r`` (1 = random powder). Each reflection is scaled by
         ``(r^2 cos^2 a + sin^2 a / r)^(-3/2)`` where ``a`` is its angle to the axis (Dollase, J. Appl.
         Cryst. 19, 267 (1986)).
-    :param method: structure factors by ``'gemm'`` (per-structure matrix products, the CPU default) or
-        ``'pairs'`` (one batched term per reflection and scatterer, the GPU default).
+    :param method: ``'compiled'`` (the numba kernel of :mod:`._kernels`, the CPU default) or ``'pairs'``
+        (tensor operations, one term per reflection and scatterer in bounded chunks; the GPU default).
     """
     f64 = torch.float64
     low, high = (2 * math.sin(math.radians(t / 2)) / wavelength for t in two_theta_range)
-    method = method or ('gemm' if device.type == 'cpu' else 'pairs')
-    if method not in ('gemm', 'pairs') or (method == 'gemm' and device.type != 'cpu'):
-        raise ValueError(f"method must be 'gemm' (CPU only) or 'pairs', got {method!r} on {device}")
+    method = method or ('compiled' if device.type == 'cpu' else 'pairs')
+    if method not in ('compiled', 'pairs') or (method == 'compiled' and device.type != 'cpu'):
+        raise ValueError(f"method must be 'compiled' (CPU only) or 'pairs', got {method!r} on {device}")
     lattice = torch.as_tensor(scatterers.lattice, dtype=f64, device=device)
     if not len(lattice):
         empty = torch.zeros(0, dtype=f64, device=device)
         index = torch.zeros(0, dtype=torch.long, device=device)
         return Reflections(index, torch.zeros((0, 3), dtype=torch.long, device=device), empty, empty, empty)
-    reciprocal = torch.linalg.inv(lattice).transpose(1, 2)  # rows b_i with a_i . b_j = delta_ij (no 2 pi)
-    rods, structure, rod, l_index, g, g_vec = _enumerate(
-        reciprocal, torch.linalg.vector_norm(lattice, dim=2), low, high
-    )
-    hkl = torch.stack([rods.h[rod], rods.k[rod], l_index], dim=1)
-    s2 = (g / 2) ** 2
-    theta = torch.asin(torch.clamp(wavelength * g / 2, -1, 1))
-
-    slot_of, slot_z, slot_count = _slots(scatterers)
     dw = np.zeros(Z_MAX + 1)
     for symbol, value in debye_waller.items():
         dw[SYMBOLS.index(symbol) + 1] = float(value)
-    n_slot = torch.as_tensor(slot_count, device=device)[structure]
-    slot_ptr = torch.as_tensor(np.concatenate([[0], np.cumsum(slot_count)]), device=device)
-    form = _form_factors(s2, torch.as_tensor(slot_z, device=device), slot_ptr[structure], n_slot,
-                         torch.as_tensor(dw, device=device))  # fmt: skip
-    if method == 'gemm':
-        f = _structure_factors_gemm(
-            scatterers, slot_of, slot_count, rods, structure.numpy(), rod.numpy(), l_index.numpy(), form.numpy()
-        )
-        f_squared = torch.as_tensor(f.real**2 + f.imag**2)
+    if method == 'compiled':
+        structure, hkl, g, two_theta, intensity = _compiled_reflections(scatterers, wavelength, low, high, dw)
+        reciprocal = torch.as_tensor(np.linalg.inv(scatterers.lattice).transpose(0, 2, 1))
     else:
-        f_real, f_imag = _structure_factors_pairs(scatterers, slot_of, slot_count, structure, hkl, form, device)
-        f_squared = f_real**2 + f_imag**2
-    intensity = 2 * f_squared * lorentz_polarisation(torch.rad2deg(2 * theta))
+        reciprocal = torch.linalg.inv(lattice).transpose(1, 2)  # rows b_i with a_i . b_j = delta_ij (no 2 pi)
+        structure, hkl, g, two_theta, intensity = _torch_reflections(
+            scatterers, reciprocal, torch.linalg.vector_norm(lattice, dim=2), wavelength, low, high, dw
+        )
     if preferred_orientation is not None:
         directions, march = preferred_orientation
         axis = torch.einsum('si,sij->sj', torch.as_tensor(directions, dtype=f64, device=device), reciprocal)
         axis = axis / torch.linalg.vector_norm(axis, dim=1, keepdim=True)
+        g_vec = torch.einsum('mi,mij->mj', hkl.to(f64), reciprocal[structure])
         cos_a = (g_vec * axis[structure]).sum(1) / g
         r = torch.as_tensor(march, dtype=f64, device=device)[structure]
         intensity = intensity * (r**2 * cos_a**2 + (1 - cos_a**2) / r) ** -1.5
-    two_theta = torch.rad2deg(2 * theta)
+    if method == 'compiled':  # sorted by the kernel
+        return Reflections(structure, hkl, g, two_theta, intensity)
     # one stable sort on (structure, 2θ bin) of the reversed generation order: equal bins keep hkl decreasing
     key = (structure << _BIN_BITS) | torch.round(two_theta / MERGE_TOLERANCE).long()
     reverse = torch.arange(len(key) - 1, -1, -1, device=device)

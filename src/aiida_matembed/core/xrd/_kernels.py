@@ -1,0 +1,218 @@
+"""Compiled (numba) CPU kernel: every reflection of a batch with its kinematic intensity, in one pass.
+
+Same physics, enumeration order and conventions as the torch path of :mod:`.batched` (see its docstring),
+written as loops so that nothing of size (reflections x scatterers) is ever materialised:
+
+- for each structure, the rods ``(h, k)`` of the Friedel half-space and, per rod, the ``l`` inside the
+  limiting sphere from the same quadratic inequality;
+- phase factors are tabulated once per structure and scatterer, ``occ_j exp(2 pi i h x_j)``,
+  ``exp(2 pi i k y_j)`` and ``exp(2 pi i l z_j)``; per rod their planar product ``P_j`` is formed once, so
+  each (reflection, scatterer) term of ``F = sum_j f_j(s) occ_j exp(2 pi i g.r_j)`` costs one complex
+  multiply-add;
+- form factors ``f(s) = Z - 41.78214 s^2 sum_k a_k exp(-b_k s^2)`` (pymatgen's parametrisation) times the
+  Debye-Waller factor ``exp(-B s^2)``, once per (reflection, element of its structure).
+
+Kinematic theory: B. E. Warren, *X-ray Diffraction* (Dover, 1990), ch. 4; pymatgen ``XRDCalculator``.
+Compiled on first use and cached on disk (``cache=True``); one thread.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+__all__ = ('count_reflections', 'fill_reflections')
+
+_TWO_PI = 2.0 * math.pi
+
+
+@njit(cache=True, nogil=True)
+def _l_range(u: np.ndarray, b3: np.ndarray, g_high: float, h: int, k: int) -> tuple[int, int]:
+    """``l`` range of rod ``(h, k)`` inside the sphere ``|u + l b3| <= g_high`` (widened by 1e-6)."""
+    qa = b3[0] * b3[0] + b3[1] * b3[1] + b3[2] * b3[2]
+    qb = 2.0 * (u[0] * b3[0] + u[1] * b3[1] + u[2] * b3[2])
+    qc = u[0] * u[0] + u[1] * u[1] + u[2] * u[2] - g_high * g_high
+    root = math.sqrt(max(qb * qb - 4.0 * qa * qc, 0.0))
+    l_low = math.ceil((-qb - root) / (2.0 * qa) - 1e-6)
+    l_high = math.floor((-qb + root) / (2.0 * qa) + 1e-6)
+    if h == 0 and k == 0 and l_low < 1:
+        l_low = 1  # Friedel half-space: (0, 0, l) with l > 0
+    return l_low, l_high
+
+
+@njit(cache=True, nogil=True)
+def count_reflections(reciprocal: np.ndarray, lengths: np.ndarray, g_low: float, g_high: float) -> np.ndarray:
+    """Number of reflections with ``g_low <= |g| <= g_high`` of each structure (one per Friedel pair).
+
+    :param reciprocal: ``(S, 3, 3)`` reciprocal vectors as rows, ``a_i . b_j = delta_ij`` (1/Å, no 2 pi).
+    :param lengths: ``(S, 3)`` lengths of the direct lattice vectors (Å).
+    """
+    n_structures = reciprocal.shape[0]
+    counts = np.zeros(n_structures, dtype=np.int64)
+    u = np.empty(3)
+    for s in range(n_structures):
+        b1, b2, b3 = reciprocal[s, 0], reciprocal[s, 1], reciprocal[s, 2]
+        n_h = math.floor(g_high * lengths[s, 0])
+        n_k = math.floor(g_high * lengths[s, 1])
+        n = 0
+        for h in range(0, n_h + 1):
+            for k in range(-n_k if h > 0 else 0, n_k + 1):
+                for c in range(3):
+                    u[c] = h * b1[c] + k * b2[c]
+                l_low, l_high = _l_range(u, b3, g_high, h, k)
+                for l_ in range(l_low, l_high + 1):
+                    x, y, z = u[0] + l_ * b3[0], u[1] + l_ * b3[1], u[2] + l_ * b3[2]
+                    g = math.sqrt(x * x + y * y + z * z)
+                    if g_low <= g <= g_high:
+                        n += 1
+        counts[s] = n
+    return counts
+
+
+@njit(cache=True, nogil=True)
+def fill_reflections(
+    reciprocal: np.ndarray,
+    lengths: np.ndarray,
+    frac: np.ndarray,
+    z: np.ndarray,
+    occupancy: np.ndarray,
+    ptr: np.ndarray,
+    offsets: np.ndarray,
+    a_table: np.ndarray,
+    b_table: np.ndarray,
+    debye_waller: np.ndarray,
+    g_low: float,
+    g_high: float,
+    wavelength: float,
+    merge_tolerance: float,
+    hkl: np.ndarray,
+    g_out: np.ndarray,
+    two_theta: np.ndarray,
+    intensity: np.ndarray,
+) -> None:
+    """Fill ``hkl``, ``|g|``, 2θ (degrees) and intensity of every reflection.
+
+    Reflections of structure ``s`` go to rows ``offsets[s]:offsets[s + 1]`` (from :func:`count_reflections`),
+    sorted by 2θ rounded to a multiple of ``merge_tolerance`` (degrees) and, within one such bin, by
+    decreasing generation order (``h``, ``k``, ``l`` ascending), as the torch path sorts. Intensity is
+    ``2 |F|^2`` (both Friedel mates) times the Lorentz-polarisation factor ``(1 + cos^2 2θ) / (sin^2 θ cos θ)``.
+
+    :param frac: ``(J, 3)`` fractional coordinates; scatterers of structure ``s`` are ``ptr[s]:ptr[s + 1]``.
+    :param z: ``(J,)`` atomic numbers (all with scattering factors); ``occupancy``: ``(J,)`` site occupancies.
+    :param a_table: ``(Z_MAX + 1, 4)`` coefficients ``a_k`` by atomic number; ``b_table`` likewise (Å^2).
+    :param debye_waller: ``(Z_MAX + 1,)`` B factors (Å^2) by atomic number (0: none).
+    """
+    n_structures = reciprocal.shape[0]
+    u = np.empty(3)
+    for s in range(n_structures):
+        lo, hi = ptr[s], ptr[s + 1]
+        n_atoms = hi - lo
+        b1, b2, b3 = reciprocal[s, 0], reciprocal[s, 1], reciprocal[s, 2]
+        n_h = math.floor(g_high * lengths[s, 0])
+        n_k = math.floor(g_high * lengths[s, 1])
+        n_l = math.floor(g_high * lengths[s, 2]) + 1
+        # scatterers grouped by element (stable): elements[e] owns sorted atoms starts[e]:starts[e + 1]
+        order = np.argsort(z[lo:hi], kind='mergesort') + lo
+        elements = np.empty(n_atoms, dtype=np.int64)
+        starts = np.empty(n_atoms + 1, dtype=np.int64)
+        n_elements = 0
+        for position in range(n_atoms):
+            element = z[order[position]]
+            if n_elements == 0 or elements[n_elements - 1] != element:
+                elements[n_elements] = element
+                starts[n_elements] = position
+                n_elements += 1
+        starts[n_elements] = n_atoms
+        has_dw = np.zeros(n_elements, dtype=np.bool_)
+        for e in range(n_elements):
+            has_dw[e] = debye_waller[elements[e]] != 0.0
+        # phase tables, scatterers in element order: x over h >= 0 (with occupancy), y over k, z over l
+        table_h = np.empty((n_h + 1, n_atoms), dtype=np.complex128)
+        table_k = np.empty((2 * n_k + 1, n_atoms), dtype=np.complex128)
+        table_l = np.empty((2 * n_l + 1, n_atoms), dtype=np.complex128)
+        for position in range(n_atoms):
+            j = order[position]
+            for h in range(n_h + 1):
+                phase = _TWO_PI * h * frac[j, 0]
+                table_h[h, position] = occupancy[j] * complex(math.cos(phase), math.sin(phase))
+            for k in range(-n_k, n_k + 1):
+                phase = _TWO_PI * k * frac[j, 1]
+                table_k[k + n_k, position] = complex(math.cos(phase), math.sin(phase))
+            for l_ in range(-n_l, n_l + 1):
+                phase = _TWO_PI * l_ * frac[j, 2]
+                table_l[l_ + n_l, position] = complex(math.cos(phase), math.sin(phase))
+        planar = np.empty(n_atoms, dtype=np.complex128)
+        row = offsets[s]
+        for h in range(0, n_h + 1):
+            for k in range(-n_k if h > 0 else 0, n_k + 1):
+                for c in range(3):
+                    u[c] = h * b1[c] + k * b2[c]
+                l_low, l_high = _l_range(u, b3, g_high, h, k)
+                if l_high < l_low:
+                    continue
+                for position in range(n_atoms):
+                    planar[position] = table_h[h, position] * table_k[k + n_k, position]
+                for l_ in range(l_low, l_high + 1):
+                    x, y, zc = u[0] + l_ * b3[0], u[1] + l_ * b3[1], u[2] + l_ * b3[2]
+                    g = math.sqrt(x * x + y * y + zc * zc)
+                    if not g_low <= g <= g_high:
+                        continue
+                    s2 = (g / 2.0) ** 2
+                    axial = table_l[l_ + n_l]
+                    f_real = 0.0
+                    f_imag = 0.0
+                    for e in range(n_elements):
+                        element = elements[e]
+                        total = 0.0
+                        for q in range(4):
+                            total += a_table[element, q] * math.exp(-b_table[element, q] * s2)
+                        form = element - 41.78214 * s2 * total
+                        if has_dw[e]:
+                            form *= math.exp(-debye_waller[element] * s2)
+                        sum_real = 0.0
+                        sum_imag = 0.0
+                        for position in range(starts[e], starts[e + 1]):
+                            p = planar[position]
+                            q_ = axial[position]
+                            sum_real += p.real * q_.real - p.imag * q_.imag
+                            sum_imag += p.real * q_.imag + p.imag * q_.real
+                        f_real += form * sum_real
+                        f_imag += form * sum_imag
+                    sin_theta = min(wavelength * g / 2.0, 1.0)
+                    sin2 = sin_theta * sin_theta
+                    cos_2theta = 1.0 - 2.0 * sin2
+                    lorentz = (1.0 + cos_2theta * cos_2theta) / (sin2 * math.sqrt(1.0 - sin2))
+                    hkl[row, 0] = h
+                    hkl[row, 1] = k
+                    hkl[row, 2] = l_
+                    g_out[row] = g
+                    two_theta[row] = math.degrees(2.0 * math.asin(sin_theta))
+                    intensity[row] = 2.0 * (f_real * f_real + f_imag * f_imag) * lorentz
+                    row += 1
+        _sort_rows(offsets[s], row, merge_tolerance, hkl, g_out, two_theta, intensity)
+
+
+@njit(cache=True, nogil=True)
+def _sort_rows(
+    start: int,
+    stop: int,
+    merge_tolerance: float,
+    hkl: np.ndarray,
+    g: np.ndarray,
+    two_theta: np.ndarray,
+    intensity: np.ndarray,
+) -> None:
+    """Sort rows ``start:stop`` in place by 2θ bin, later generated rows first within a bin."""
+    n = stop - start
+    if n < 2:
+        return
+    keys = np.empty(n, dtype=np.int64)
+    for i in range(n):  # unique keys: (bin, reversed position); bin < 2^25, so n < 2^38 cannot overflow
+        keys[i] = np.int64(np.rint(two_theta[start + i] / merge_tolerance)) * n + (n - 1 - i)
+    order = np.argsort(keys) + start
+    hkl[start:stop] = hkl[order]
+    g[start:stop] = g[order]
+    two_theta[start:stop] = two_theta[order]
+    intensity[start:stop] = intensity[order]
