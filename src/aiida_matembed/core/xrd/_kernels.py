@@ -204,15 +204,178 @@ def _sort_rows(
     two_theta: np.ndarray,
     intensity: np.ndarray,
 ) -> None:
-    """Sort rows ``start:stop`` in place by 2θ bin, later generated rows first within a bin."""
+    """Sort rows ``start:stop`` in place by 2θ bin, later generated rows first within a bin.
+
+    A least-significant-digit radix sort (9-bit digits) of the bins relative to the smallest: stable, so
+    starting from the reversed rows leaves equal bins in decreasing generation order; linear in the rows.
+    """
     n = stop - start
     if n < 2:
         return
     keys = np.empty(n, dtype=np.int64)
-    for i in range(n):  # unique keys: (bin, reversed position); bin < 2^25, so n < 2^38 cannot overflow
-        keys[i] = np.int64(np.rint(two_theta[start + i] / merge_tolerance)) * n + (n - 1 - i)
-    order = np.argsort(keys) + start
+    for i in range(n):
+        keys[i] = np.int64(np.rint(two_theta[start + i] / merge_tolerance))
+    keys -= keys.min()
+    largest = keys.max()
+    order = np.arange(n - 1, -1, -1)
+    buffer = np.empty(n, dtype=np.int64)
+    counts = np.empty(513, dtype=np.int64)
+    shift = 0
+    while shift == 0 or (largest >> shift) > 0:
+        counts[:] = 0
+        for i in range(n):
+            counts[((keys[order[i]] >> shift) & 511) + 1] += 1
+        for digit in range(512):
+            counts[digit + 1] += counts[digit]
+        for i in range(n):
+            digit = (keys[order[i]] >> shift) & 511
+            buffer[counts[digit]] = order[i]
+            counts[digit] += 1
+        order, buffer = buffer, order
+        shift += 9
+    order += start
     hkl[start:stop] = hkl[order]
     g[start:stop] = g[order]
     two_theta[start:stop] = two_theta[order]
     intensity[start:stop] = intensity[order]
+
+
+@njit(cache=True, nogil=True)
+def _greater(a: np.ndarray, b: np.ndarray, n: int) -> bool:
+    """Whether ``a[:n]`` is lexicographically greater than ``b[:n]``."""
+    for c in range(n):
+        if a[c] != b[c]:
+            return a[c] > b[c]
+    return False
+
+
+@njit(cache=True, nogil=True, error_model='numpy')
+def split_peaks(
+    offsets: np.ndarray,
+    hkl: np.ndarray,
+    g: np.ndarray,
+    two_theta: np.ndarray,
+    intensity: np.ndarray,
+    hexagonal: np.ndarray,
+    merge_tolerance: float,
+    cutoff: float,
+) -> tuple[np.ndarray, ...]:
+    """Merge sorted reflections into peaks, scale, cut and group each peak's members into hkl families.
+
+    Reflections of structure ``s`` are rows ``offsets[s]:offsets[s + 1]``, sorted as :func:`fill_reflections`
+    leaves them (by 2θ bin of width ``merge_tolerance`` degrees). A peak is a run of equal bins: its intensity
+    the sum, its 2θ and ``|g|`` the smallest of its members; intensities are scaled so that each structure's
+    strongest peak is 100 and peaks at or below ``cutoff`` are dropped. Within a kept peak, members whose
+    ``|h|, |k|, |l|`` (``|h|, |k|, |i|, |l|`` with ``i = -h - k`` for hexagonal cells) are permutations of
+    each other form a family, in order of first member, represented by the largest index tuple among its
+    members and their Friedel mates, with multiplicity twice its members (pymatgen's ``get_unique_families``).
+
+    :return: per kept peak: structure, 2θ, scaled intensity, d-spacing (Å), multiplicity, first family;
+        per family: representative ``(F, 4)`` (3 columns used for non-hexagonal cells) and multiplicity;
+        the first kept peak of each structure ``(S + 1,)``.
+    """
+    n_rows = len(g)
+    n_structures = len(offsets) - 1
+    peak_structure = np.empty(n_rows, dtype=np.int64)
+    peak_two_theta = np.empty(n_rows)
+    peak_intensity = np.empty(n_rows)
+    peak_d = np.empty(n_rows)
+    peak_multiplicity = np.empty(n_rows, dtype=np.int64)
+    family_ptr = np.empty(n_rows + 1, dtype=np.int64)
+    family_rep = np.zeros((n_rows, 4), dtype=np.int64)
+    family_sig = np.zeros((n_rows, 4), dtype=np.int64)
+    family_count = np.empty(n_rows, dtype=np.int64)
+    structure_ptr = np.empty(n_structures + 1, dtype=np.int64)
+    indices = np.empty(4, dtype=np.int64)
+    mate = np.empty(4, dtype=np.int64)
+    signature = np.empty(4, dtype=np.int64)
+    n_peaks = 0
+    n_families = 0
+    for s in range(n_structures):
+        structure_ptr[s] = n_peaks
+        lo, hi = offsets[s], offsets[s + 1]
+        columns = 4 if hexagonal[s] else 3
+        strongest = 0.0
+        i = lo
+        while i < hi:  # pass 1: the strongest merged peak
+            key = np.rint(two_theta[i] / merge_tolerance)
+            total = 0.0
+            j = i
+            while j < hi and np.rint(two_theta[j] / merge_tolerance) == key:
+                total += intensity[j]
+                j += 1
+            strongest = max(strongest, total)
+            i = j
+        i = lo
+        while i < hi:  # pass 2: peaks above the cut-off and their families
+            key = np.rint(two_theta[i] / merge_tolerance)
+            total = 0.0
+            smallest_two_theta = two_theta[i]
+            smallest_g = g[i]
+            j = i
+            while j < hi and np.rint(two_theta[j] / merge_tolerance) == key:
+                total += intensity[j]
+                smallest_two_theta = min(smallest_two_theta, two_theta[j])
+                smallest_g = min(smallest_g, g[j])
+                j += 1
+            scaled = total / strongest * 100.0
+            if scaled > cutoff:
+                peak_structure[n_peaks] = s
+                peak_two_theta[n_peaks] = smallest_two_theta
+                peak_intensity[n_peaks] = scaled
+                peak_d[n_peaks] = 1.0 / smallest_g
+                peak_multiplicity[n_peaks] = 2 * (j - i)
+                family_ptr[n_peaks] = n_families
+                first_family = n_families
+                for r in range(i, j):
+                    h, k, l_ = hkl[r, 0], hkl[r, 1], hkl[r, 2]
+                    indices[0], indices[1] = h, k
+                    if columns == 4:
+                        indices[2], indices[3] = -h - k, l_
+                    else:
+                        indices[2] = l_
+                    for c in range(columns):  # insertion sort of |indices| into the signature
+                        mate[c] = -indices[c]
+                        value = abs(indices[c])
+                        position = c
+                        while position > 0 and signature[position - 1] > value:
+                            signature[position] = signature[position - 1]
+                            position -= 1
+                        signature[position] = value
+                    larger = mate if _greater(mate, indices, columns) else indices
+                    found = -1
+                    for f in range(first_family, n_families):
+                        same = True
+                        for c in range(columns):
+                            if family_sig[f, c] != signature[c]:
+                                same = False
+                                break
+                        if same:
+                            found = f
+                            break
+                    if found < 0:
+                        found = n_families
+                        n_families += 1
+                        family_count[found] = 0
+                        for c in range(columns):
+                            family_sig[found, c] = signature[c]
+                            family_rep[found, c] = larger[c]
+                    elif _greater(larger, family_rep[found], columns):
+                        for c in range(columns):
+                            family_rep[found, c] = larger[c]
+                    family_count[found] += 2
+                n_peaks += 1
+            i = j
+    structure_ptr[n_structures] = n_peaks
+    family_ptr[n_peaks] = n_families
+    return (
+        peak_structure[:n_peaks].copy(),
+        peak_two_theta[:n_peaks].copy(),
+        peak_intensity[:n_peaks].copy(),
+        peak_d[:n_peaks].copy(),
+        peak_multiplicity[:n_peaks].copy(),
+        family_ptr[: n_peaks + 1].copy(),
+        family_rep[:n_families].copy(),
+        family_count[:n_families].copy(),
+        structure_ptr,
+    )

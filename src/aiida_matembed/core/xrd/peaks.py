@@ -43,7 +43,6 @@ from .batched import (
     merge_reflections,
     read_scatterers,
     resolve_device,
-    segment_max,
 )
 from .profiles import ProfileShape, peak_widths, render_batch, shape_weights, two_theta_grid
 from .wavelengths import WAVELENGTHS, resolve_wavelength
@@ -349,53 +348,44 @@ class XrdSimulator:
                     scatterers, self.wavelength, self.two_theta_range, self.debye_waller, torch_device,
                     preferred_orientation=orientation,
                 )  # fmt: skip
-                merged = merge_reflections(reflections)
                 if want_peaks:
-                    for index, result in zip(good, self._split_peaks(scatterers, reflections, merged), strict=True):
+                    for index, result in zip(good, self._split_peaks(scatterers, reflections), strict=True):
                         peaks[start + index] = result
                 if profile is not None and profiles is not None:
+                    merged = merge_reflections(reflections)
                     profiles[rows] = self._render(merged, len(good), profile, draws).cpu().numpy()
         return peaks, grid, profiles
 
-    def _split_peaks(self, scatterers: Scatterers, reflections: Reflections, merged: MergedPeaks) -> list[Peaks]:
-        """Per-structure :class:`Peaks` from the merged peaks of a batch (intensity cut-off, hkl families)."""
+    def _split_peaks(self, scatterers: Scatterers, reflections: Reflections) -> list[Peaks]:
+        """Per-structure :class:`Peaks` from the sorted reflections of a batch (merging, cut-off, hkl families).
+
+        Done by the compiled :func:`._kernels.split_peaks` on CPU arrays, whichever device computed them.
+        """
+        from ._kernels import split_peaks
+
         n_structures = scatterers.n_structures
-        maxima = segment_max(merged.intensity, merged.structure, n_structures)
-        scaled = merged.intensity / maxima[merged.structure] * 100
-        keep = scaled > SCALED_INTENSITY_TOL
-        keep_np = keep.cpu().numpy()
-        structure = merged.structure[keep].cpu().numpy()
-        two_theta = merged.two_theta[keep].cpu().numpy()
-        intensity = scaled[keep].cpu().numpy()
-        d_spacing = 1.0 / merged.g[keep].cpu().numpy()
-        multiplicity = 2 * merged.n_reflections[keep].cpu().numpy()
-        peak_of = merged.peak_of.cpu().numpy()
-        member = keep_np[peak_of]
-        hkl = reflections.hkl.cpu().numpy()[member]
-        rank = np.cumsum(keep_np) - 1
-        member_peak = rank[peak_of[member]]
+        structure = reflections.structure.cpu().numpy()
+        offsets = np.searchsorted(structure, np.arange(n_structures + 1)).astype(np.int64)
         hexagonal = is_hexagonal(scatterers.lattice)
-        member_hex = hexagonal[reflections.structure.cpu().numpy()[member]]
-        families = {}
-        for flag in (False, True):
-            subset = member_hex == flag
-            indices = hkl[subset]
-            if flag:
-                indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
-            representatives, counts, family_peak = family_arrays(indices, member_peak[subset])
-            ptr = np.searchsorted(family_peak, np.arange(len(two_theta) + 1))
-            families[flag] = (representatives, counts, ptr)
-        bounds = np.searchsorted(structure, np.arange(n_structures + 1))
+        columns = np.where(hexagonal, 4, 3)
+        (_, two_theta, intensity, d_spacing, multiplicity, family_ptr, representatives, counts, peak_ptr) = (
+            split_peaks(
+                offsets, reflections.hkl.cpu().numpy(), reflections.g.cpu().numpy(),
+                reflections.two_theta.cpu().numpy(), reflections.intensity.cpu().numpy(), hexagonal,
+                MERGE_TOLERANCE, SCALED_INTENSITY_TOL,
+            )
+        )  # fmt: skip
         out = []
         for s in range(n_structures):
-            lo, hi = int(bounds[s]), int(bounds[s + 1])
-            representatives, counts, ptr = families[bool(hexagonal[s])]
-            f_lo, f_hi = int(ptr[lo]), int(ptr[hi])
+            lo, hi = int(peak_ptr[s]), int(peak_ptr[s + 1])
+            f_lo, f_hi = int(family_ptr[lo]), int(family_ptr[hi])
             out.append(
                 Peaks(
                     two_theta=two_theta[lo:hi],
                     intensity=intensity[lo:hi],
-                    hkls=HklFamilies(representatives[f_lo:f_hi], counts[f_lo:f_hi], ptr[lo : hi + 1] - f_lo),
+                    hkls=HklFamilies(
+                        representatives[f_lo:f_hi, : columns[s]], counts[f_lo:f_hi], family_ptr[lo : hi + 1] - f_lo
+                    ),
                     d_spacing=d_spacing[lo:hi],
                     multiplicity=multiplicity[lo:hi],
                 )
