@@ -197,8 +197,8 @@ class Cell(NamedTuple):
     """Cell volume (Å^3)."""
 
 
-_SMALL_CELL_SITES = 24
-"""Cells up to this many sites get the vectorised overlap check; larger ones the neighbour search."""
+_SMALL_CELL_SITES = 200
+"""Cells up to this many sites get the compiled 27-image overlap check; larger ones the neighbour search."""
 
 
 def prepare_cells(
@@ -208,9 +208,9 @@ def prepare_cells(
 
     Runs the checks of :func:`validate_structure` (with ``allow_partial_occupancy=False``) with the same
     messages, vectorised over the batch: each structure's arrays are read once, the lattice and
-    coordinate checks are numpy reductions over the whole batch, and the overlap check of all small
-    cells of equal size is one computation over the 27 nearest images (exact whenever every
-    interplanar spacing exceeds ``2 * min_distance``; other cells use the neighbour search). Callers that
+    coordinate checks are numpy reductions over the whole batch, and the overlap check of all cells
+    up to 200 sites is one compiled pass over the 27 nearest images (exact whenever every interplanar
+    spacing exceeds ``2 * min_distance``; other cells use the neighbour search). Callers that
     build a neighbour list anyway pass ``check_overlap=False`` and use :func:`check_no_overlap` on it.
     """
     out: list[Cell | Exception] = []
@@ -235,7 +235,7 @@ def prepare_cells(
     bad_coords = _first_flagged(~np.isfinite(np.concatenate([c.cart for c in cells])).all(axis=1), starts, sizes)
     z = np.concatenate([c.z for c in cells])
     bad_species = _first_flagged((z < 1) | (z > Z_MAX), starts, sizes)
-    by_size: dict[int, list[int]] = {}
+    overlap_groups: dict[int, list[int]] = {}  # -1: small cells, checked together; k: cell k alone
     for i, k in enumerate(good):
         cell, volume = cells[i], float(volumes[i])
         try:
@@ -253,15 +253,24 @@ def prepare_cells(
         out[k] = Cell(cell.z, cell.frac, cell.cart, cell.lattice, volume)
         if not check_overlap:
             continue
-        n = int(sizes[i])
-        small = n <= _SMALL_CELL_SITES and spacing[i] > 2 * min_distance
-        by_size.setdefault(_small_bucket(n) if small else -1 - k, []).append(k)
-    for key, rows in by_size.items():
-        group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
-        if key >= 0:
-            pairs = _closest_pairs_small(group, min_distance)
+        small = sizes[i] <= _SMALL_CELL_SITES and spacing[i] > 2 * min_distance
+        overlap_groups.setdefault(-1 if small else k, []).append(k)
+    for key, rows in overlap_groups.items():
+        if key == -1:  # small cells: the 27 nearest images suffice (spacings > 2 min_distance); compiled
+            from ._kernels import closest_pairs
+
+            group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
+            ptr = np.concatenate([[0], np.cumsum([len(c.z) for c in group])]).astype(np.int64)
+            first, second, distance = closest_pairs(
+                np.concatenate([c.frac for c in group]), ptr, np.stack([c.lattice for c in group])
+            )
+            pairs = [
+                (int(a), int(b), float(d)) if d < min_distance else None
+                for a, b, d in zip(first, second, distance, strict=True)
+            ]
         else:
-            pairs = [closest_pair(c.cart, c.lattice, min_distance) for c in group]
+            lone: Cell = out[key]  # type: ignore[assignment]
+            pairs = [closest_pair(lone.cart, lone.lattice, min_distance)]
         for k, pair in zip(rows, pairs, strict=True):
             if pair is not None:
                 out[k] = _overlap_error(pair, min_distance)
@@ -293,48 +302,6 @@ def _read_cell(item: Any) -> Cell:
     matrix = structure.lattice.matrix
     frac = structure.frac_coords
     return Cell(z, frac, frac @ matrix, matrix, 0.0)
-
-
-_DIAGONAL = np.arange(_SMALL_CELL_SITES)
-_LOWER = np.tril(np.ones((_SMALL_CELL_SITES, _SMALL_CELL_SITES), dtype=bool), -1)
-_IMAGES = np.array([(i, j, k) for i in (-1, 0, 1) for j in (-1, 0, 1) for k in (-1, 0, 1)], dtype=float)
-
-
-_SMALL_BUCKETS = (1, 2, 3, 4, 6, 8, 12, 16, 24)
-
-
-def _small_bucket(n: int) -> int:
-    return next(size for size in _SMALL_BUCKETS if n <= size)
-
-
-def _closest_pairs_small(cells: Sequence[Cell], cutoff: float) -> list[tuple[int, int, float] | None]:
-    """:func:`closest_pair` for small cells, all at once (27 images of the wrapped difference).
-
-    Cells are padded to the largest size among them; padded sites take part in no pair.
-    """
-    n = max(len(c.z) for c in cells)
-    b = len(cells)
-    frac = np.zeros((b, n, 3))
-    real = np.zeros((b, n), dtype=bool)
-    for k, cell in enumerate(cells):
-        frac[k, : len(cell.z)] = cell.frac
-        real[k, : len(cell.z)] = True
-    lattice = np.stack([c.lattice for c in cells])
-    diff = frac[:, None, :, :] - frac[:, :, None, :]
-    diff -= np.round(diff)
-    vectors = (diff @ lattice[:, None, :, :]).reshape(b, n * n, 3)  # Cartesian, (B, N*N, 3)
-    images = _IMAGES @ lattice  # (B, 27, 3)
-    d2 = (
-        (vectors**2).sum(axis=2)[:, :, None]
-        + 2.0 * (vectors @ images.transpose(0, 2, 1))
-        + (images**2).sum(axis=2)[:, None, :]
-    ).reshape(b, n, n, 27)  # |v + t|^2
-    d2[:, _DIAGONAL[:n], _DIAGONAL[:n], 13] = np.inf  # a site and itself in the home cell
-    excluded = _LOWER[:n, :n] | ~(real[:, :, None] & real[:, None, :])  # keep real pairs i <= j
-    flat = np.where(excluded, np.inf, d2.min(axis=3)).reshape(b, -1)
-    best = flat.argmin(axis=1)
-    shortest = np.sqrt(np.maximum(flat[np.arange(b), best], 0.0))
-    return [(int(k // n), int(k % n), float(d)) if d < cutoff else None for k, d in zip(best, shortest, strict=True)]
 
 
 def check_no_overlap(
