@@ -114,3 +114,31 @@ def test_batch_validation_gives_the_single_structure_messages_and_keeps_good_ite
             assert isinstance(result, Cell) and len(result.z) == len(to_pymatgen(item))
         else:
             assert isinstance(result, Exception) and str(result) == message
+
+
+def test_compiled_overlap_check_on_supercells_agrees_with_the_neighbour_search(prototypes):
+    """Cells of 24-200 sites (supercells of prototypes, one site moved next to another or onto an image) get
+    the compiled 27-image check; it reports the pair and distance pymatgen's neighbour search finds."""
+    from aiida_matembed.core.structures import Cell, closest_pair, prepare_cells
+
+    rng = np.random.default_rng(5)
+    batch = []
+    for p in prototypes[::9]:
+        s = p.structure
+        if not s.is_ordered or len(s) > 12:
+            continue
+        supercell = s * (2, 2, 2) if len(s) >= 3 else s * (3, 3, 3)
+        frac = supercell.frac_coords.copy()
+        if rng.random() < 0.5:
+            i, j = rng.choice(len(supercell), size=2, replace=False)
+            frac[i] = frac[j] + rng.normal(scale=0.02, size=3) + rng.integers(-1, 2, size=3)
+        batch.append(Structure(supercell.lattice, supercell.species, frac))
+    assert len(batch) >= 15 and all(24 < len(s) <= 200 for s in batch)
+    results = prepare_cells(batch)
+    for structure, result in zip(batch, results, strict=True):
+        expected = closest_pair(structure.cart_coords, structure.lattice.matrix, 0.5)
+        if expected is None:
+            assert isinstance(result, Cell)
+        else:
+            assert isinstance(result, InvalidStructureError) and f'{expected[2]:.3f} Å apart' in str(result)
+    assert 5 <= sum(isinstance(r, Exception) for r in results) < len(batch)
