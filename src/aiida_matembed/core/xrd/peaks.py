@@ -143,9 +143,9 @@ class XrdSimulator:
     """Powder XRD simulator (kinematic theory; see the module docstring for the physics).
 
     Two implementations share the conventions: :meth:`peaks` computes one structure with numpy;
-    :meth:`peaks_many`, :meth:`profiles_many` and :meth:`patterns_many` compute whole batches at once in
-    torch (:mod:`.batched`), on CPU or GPU (``device='cuda'`` / ``'auto'``). Both give the same peaks to
-    round-off (tested within 1e-9 relative).
+    :meth:`peaks_many`, :meth:`profiles_many` and :meth:`patterns_many` compute whole batches at once
+    (:mod:`.batched`): compiled numba kernels on the CPU, torch tensors on a GPU (``device='cuda'`` /
+    ``'auto'``). All give the same peaks to round-off (tested within 1e-9 relative).
 
     :param wavelength: anode name (``'CuKa'``, ``'MoKa1'``, ... see :data:`WAVELENGTHS`) or Å.
     :param two_theta_range: ``(min, max)`` 2θ in degrees, inside ``(0, 180)``; default 10-110°
@@ -206,13 +206,13 @@ class XrdSimulator:
         device: str | None = None,
         batch_size: int | None = None,
     ) -> list[Peaks]:
-        """Peaks of each structure, computed in batches with torch (see :mod:`.batched`).
+        """Peaks of each structure, computed in batches (see :mod:`.batched`).
 
         With ``errors='record'`` a bad structure gives an empty :class:`Peaks` whose ``error`` says why,
         and the others are kept; with ``'raise'`` the first one raises ``ValueError`` naming its index.
 
         :param device: ``None``/``'cpu'``, ``'cuda'`` or ``'auto'``.
-        :param batch_size: structures per torch batch (default 512 on CPU, 4096 on GPU).
+        :param batch_size: structures per batch (default 512 on CPU, 4096 on GPU).
         """
         peaks, _, _ = self._simulate(structures, errors, device, batch_size, want_peaks=True, profile=None)
         return peaks  # type: ignore[return-value]
