@@ -2,7 +2,8 @@
 
     python scripts/build_training_set.py decorated --n 10000 --seed 0
     python scripts/build_training_set.py synthetic --n 1000 --seed 0
-    python scripts/build_training_set.py join   # -> data/train.npz
+    python scripts/build_training_set.py synthetic --n 6000 --seed 1   # -> data/train_synthetic_seed1.npz
+    python scripts/build_training_set.py join   # -> data/train.npz (decorated + every synthetic part)
 
 Decorated prototypes of the training split (round robin over the training structure types) and pyxtal
 synthetic crystals (Materials Project space-group frequencies, charge-balanced, held-out structure types
@@ -36,9 +37,15 @@ def main() -> None:
         held_out = heldout_prototypes()
         result = synthetic_crystals(args.n, args.seed, max_atoms=48, n_jobs=args.jobs, exclude_keys=held_out)
     else:
-        parts = [StructureSet.load(DATA / f'train_{name}.npz') for name in ('decorated', 'synthetic')]
+        paths = [DATA / 'train_decorated.npz', *sorted(DATA.glob('train_synthetic*.npz'))]
+        parts = [StructureSet.load(path) for path in paths]
         result = StructureSet.concatenate(parts, metadata={'parts': [p.metadata for p in parts]})
-    path = DATA / ('train.npz' if args.part == 'join' else f'train_{args.part}.npz')
+    if args.part == 'join':
+        path = DATA / 'train.npz'
+    elif args.part == 'synthetic' and args.seed != 0:  # further synthetic parts sit beside the first
+        path = DATA / f'train_synthetic_seed{args.seed}.npz'
+    else:
+        path = DATA / f'train_{args.part}.npz'
     result.save(path)
     print(f'{path}: {len(result)} structures, sha256 {result.sha256()}, {time.perf_counter() - t0:.0f} s')
 

@@ -1,19 +1,39 @@
 """Compiled (numba) kernels of the structure checks: the closest pair of sites of many periodic cells.
 
-Compiled on first use and cached on disk (``cache=True``); one thread.
+Kernels are compiled on first use (one thread) and cached on disk where numba finds a writable place (next
+to the module, else ``NUMBA_CACHE_DIR`` or the user cache directory); without one they are compiled in
+every process instead of failing (:func:`compiled`).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 from numba import njit
 
-__all__ = ('closest_pairs',)
+__all__ = ('closest_pairs', 'compiled')
 
 
-@njit(cache=True, nogil=True)
+def compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
+    """``numba.njit(cache=True, nogil=True, **options)``, or uncached where numba has nowhere to cache.
+
+    numba raises ``RuntimeError`` ("no locator available") when decorating with ``cache=True`` if neither
+    the package directory nor a user cache directory is writable (e.g. a read-only container install).
+    """
+
+    def decorate(function: Callable[..., Any]) -> Any:
+        try:
+            return njit(cache=True, nogil=True, **options)(function)
+        except RuntimeError:
+            return njit(cache=False, nogil=True, **options)(function)
+
+    return decorate
+
+
+@compiled()
 def closest_pairs(frac: np.ndarray, ptr: np.ndarray, lattices: np.ndarray) -> tuple[np.ndarray, ...]:
     """Closest pair of sites of each cell, periodic images included, from the 27 nearest images.
 
@@ -26,8 +46,8 @@ def closest_pairs(frac: np.ndarray, ptr: np.ndarray, lattices: np.ndarray) -> tu
     :param frac: ``(J, 3)`` fractional coordinates of all cells.
     :param ptr: ``(S + 1,)`` row offsets of the cells.
     :param lattices: ``(S, 3, 3)`` lattice vectors as rows (Å).
-    :return: per cell, ``i`` and ``j`` (indices within the cell) and the distance (Å) of the closest pair
-        (``inf`` and ``-1`` for a single site whose images are all it has and none is closer than any other).
+    :return: per cell, ``i`` and ``j`` (indices within the cell) and the distance (Å) of the closest pair (a
+        one-site cell: the site and its nearest image; ``-1``, ``-1``, ``inf`` only for a cell without sites).
     """
     n_cells = len(ptr) - 1
     out_i = np.full(n_cells, -1, dtype=np.int64)

@@ -261,12 +261,14 @@ def prepare_cells(
 
             group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
             ptr = np.concatenate([[0], np.cumsum([len(c.z) for c in group])]).astype(np.int64)
-            first, second, distance = closest_pairs(
+            _, _, distance = closest_pairs(
                 np.concatenate([c.frac for c in group]), ptr, np.stack([c.lattice for c in group])
             )
+            # the kernel decides; a flagged cell (rare) gets the neighbour search's pair, so that the
+            # message names the same sites as validate_structure among pairs at equal distances
             pairs = [
-                (int(a), int(b), float(d)) if d < min_distance else None
-                for a, b, d in zip(first, second, distance, strict=True)
+                closest_pair(cell.cart, cell.lattice, min_distance) if d < min_distance else None
+                for cell, d in zip(group, distance, strict=True)
             ]
         else:
             lone: Cell = out[key]  # type: ignore[assignment]

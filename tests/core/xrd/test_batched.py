@@ -196,3 +196,11 @@ def test_bad_seed_and_augment_type():
         simulator.profiles_many([ROCKSALT], augment=XrdAugmentation(noise=0.1), seed=-1)
     with pytest.raises(ValueError, match='augment must be an XrdAugmentation'):
         simulator.profiles_many([ROCKSALT], augment={'noise': 0.1})
+
+
+def test_all_reflections_extinct_gives_no_peaks_on_both_paths():
+    """A Debye-Waller factor so large that every intensity underflows to 0: no peaks, no error, both paths."""
+    iron = Structure(Lattice.cubic(2.87), ['Fe'], [[0, 0, 0]])
+    simulator = XrdSimulator('CuKa', debye_waller={'Fe': 1e6})
+    single, (batched_peaks,) = simulator.peaks(iron), simulator.peaks_many([iron])
+    assert len(single) == len(batched_peaks) == 0 and batched_peaks.error is None

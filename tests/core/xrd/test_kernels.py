@@ -38,20 +38,32 @@ def test_split_peaks_families_equal_the_array_version(hexagonal):
     n = 600
     peak_of = np.sort(rng.integers(0, 60, size=n))
     hkl = rng.integers(-4, 5, size=(n, 3))
-    two_theta = 20 + peak_of * 0.5
+    two_theta = 20 + peak_of * 0.5 + rng.random(n) * 4e-6  # members of a peak differ within its 1e-5° bin
     g = 2 * np.sin(np.radians(two_theta / 2)) / 1.54184
     intensity = rng.random(n) * 100
     intensity[peak_of == 5] = 1e-9  # a peak below the cut-off
-    offsets = np.array([0, n], dtype=np.int64)
-    out = _kernels.split_peaks(offsets, hkl, g, two_theta, intensity, np.array([hexagonal]), 1e-5, 1e-3)
+    # a second structure with no reflections, then a third: a copy of the first at 10x the intensity
+    offsets = np.array([0, n, n, 2 * n], dtype=np.int64)
+    hkl, g, two_theta = np.concatenate([hkl, hkl]), np.concatenate([g, g]), np.concatenate([two_theta, two_theta])
+    out = _kernels.split_peaks(
+        offsets, hkl, g, two_theta, np.concatenate([intensity, 10 * intensity]), np.array([hexagonal] * 3), 1e-5, 1e-3
+    )
     structure, peak_two_theta, scaled, d_spacing, multiplicity, family_ptr, representatives, counts, ptr = out
     summed = np.bincount(peak_of, weights=intensity)
     kept = np.flatnonzero(summed / summed.max() * 100 > 1e-3)
-    assert 5 not in kept and list(ptr) == [0, len(kept)] and not structure.any()
-    np.testing.assert_allclose(peak_two_theta, 20 + kept * 0.5)
-    np.testing.assert_allclose(scaled, summed[kept] / summed.max() * 100)
-    np.testing.assert_allclose(d_spacing, 1 / g[np.searchsorted(peak_of, kept)])
-    np.testing.assert_array_equal(multiplicity, 2 * np.bincount(peak_of)[kept])
+    assert 5 not in kept and list(ptr) == [0, len(kept), len(kept), 2 * len(kept)]
+    np.testing.assert_array_equal(structure, np.repeat([0, 2], len(kept)))
+    smallest_two_theta = np.array([two_theta[:n][peak_of == p].min() for p in kept])
+    smallest_g = np.array([g[:n][peak_of == p].min() for p in kept])
+    np.testing.assert_array_equal(peak_two_theta, np.tile(smallest_two_theta, 2))
+    np.testing.assert_allclose(scaled, np.tile(summed[kept] / summed.max() * 100, 2))
+    np.testing.assert_array_equal(d_spacing, np.tile(1 / smallest_g, 2))
+    assert np.array_equal(family_ptr[len(kept) :] - family_ptr[len(kept)], family_ptr[: len(kept) + 1])
+    half = family_ptr[len(kept)]
+    np.testing.assert_array_equal(representatives[half:], representatives[:half])
+    family_ptr, representatives, counts = family_ptr[: len(kept) + 1], representatives[:half], counts[:half]
+    hkl = hkl[:n]
+    np.testing.assert_array_equal(multiplicity, np.tile(2 * np.bincount(peak_of)[kept], 2))
     member = np.isin(peak_of, kept)
     indices = hkl[member]
     if hexagonal:

@@ -10,10 +10,11 @@ written as loops so that nothing of size (reflections x scatterers) is ever mate
   each (reflection, scatterer) term of ``F = sum_j f_j(s) occ_j exp(2 pi i g.r_j)`` costs one complex
   multiply-add;
 - form factors ``f(s) = Z - 41.78214 s^2 sum_k a_k exp(-b_k s^2)`` (pymatgen's parametrisation) times the
-  Debye-Waller factor ``exp(-B s^2)``, once per (reflection, element of its structure).
+  Debye-Waller factor ``exp(-B s^2)``, once per element and run of equal ``|g|`` (symmetry equivalents);
+- peaks merged, scaled and grouped into hkl families by :func:`split_peaks`.
 
 Kinematic theory: B. E. Warren, *X-ray Diffraction* (Dover, 1990), ch. 4; pymatgen ``XRDCalculator``.
-Compiled on first use and cached on disk (``cache=True``); one thread.
+Compiled on first use and cached on disk where possible (:func:`..._kernels.compiled`); one thread.
 """
 
 from __future__ import annotations
@@ -21,14 +22,15 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit
 
-__all__ = ('count_reflections', 'fill_reflections')
+from .._kernels import compiled
+
+__all__ = ('count_reflections', 'fill_reflections', 'split_peaks')
 
 _TWO_PI = 2.0 * math.pi
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _l_range(u: np.ndarray, b3: np.ndarray, g_high: float, h: int, k: int) -> tuple[int, int]:
     """``l`` range of rod ``(h, k)`` inside the sphere ``|u + l b3| <= g_high`` (widened by 1e-6)."""
     qa = b3[0] * b3[0] + b3[1] * b3[1] + b3[2] * b3[2]
@@ -42,7 +44,7 @@ def _l_range(u: np.ndarray, b3: np.ndarray, g_high: float, h: int, k: int) -> tu
     return l_low, l_high
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def count_reflections(reciprocal: np.ndarray, lengths: np.ndarray, g_low: float, g_high: float) -> np.ndarray:
     """Number of reflections with ``g_low <= |g| <= g_high`` of each structure (one per Friedel pair).
 
@@ -71,7 +73,7 @@ def count_reflections(reciprocal: np.ndarray, lengths: np.ndarray, g_low: float,
     return counts
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def fill_reflections(
     reciprocal: np.ndarray,
     lengths: np.ndarray,
@@ -133,6 +135,8 @@ def fill_reflections(
                     x, y, zc = u[0] + l_ * b3[0], u[1] + l_ * b3[1], u[2] + l_ * b3[2]
                     g = math.sqrt(x * x + y * y + zc * zc)
                     if g_low <= g <= g_high:
+                        if row >= r1:
+                            raise RuntimeError('fill_reflections: more reflections than count_reflections found')
                         hkl[row, 0] = h
                         hkl[row, 1] = k
                         hkl[row, 2] = l_
@@ -140,6 +144,8 @@ def fill_reflections(
                         sin_theta = min(wavelength * g / 2.0, 1.0)
                         two_theta[row] = math.degrees(2.0 * math.asin(sin_theta))
                         row += 1
+        if row != r1:
+            raise RuntimeError('fill_reflections: fewer reflections than count_reflections found')
         # (2) sorted order
         order = _bin_order(two_theta[r0:r1], merge_tolerance)
         # scatterers grouped by element (stable): elements[e] owns atoms starts[e]:starts[e + 1] of `atoms`
@@ -216,6 +222,8 @@ def fill_reflections(
                     lorentz = (1.0 + cos_2theta * cos_2theta) / (sin2 * math.sqrt(1.0 - sin2))
                     intensity[row] = 2.0 * (f_real * f_real + f_imag * f_imag) * lorentz
                     row += 1
+        if row != r1:
+            raise RuntimeError('fill_reflections: structure factors not computed for every reflection')
         # (5) rows into sorted order
         order += r0
         hkl[r0:r1] = hkl[order]
@@ -224,7 +232,7 @@ def fill_reflections(
         intensity[r0:r1] = intensity[order]
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _powers(x: float, weight: float, out: np.ndarray, centre: int) -> None:
     """``out[centre + m] = weight exp(2 pi i m x)`` for ``m = -centre .. len(out) - 1 - centre``.
 
@@ -245,7 +253,7 @@ def _powers(x: float, weight: float, out: np.ndarray, centre: int) -> None:
         value *= step
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _bin_order(two_theta: np.ndarray, merge_tolerance: float) -> np.ndarray:
     """Stable order of rows by 2θ bin, later rows first within a bin.
 
@@ -279,7 +287,7 @@ def _bin_order(two_theta: np.ndarray, merge_tolerance: float) -> np.ndarray:
     return order
 
 
-@njit(cache=True, nogil=True)
+@compiled()
 def _greater(a: np.ndarray, b: np.ndarray, n: int) -> bool:
     """Whether ``a[:n]`` is lexicographically greater than ``b[:n]``."""
     for c in range(n):
@@ -288,7 +296,7 @@ def _greater(a: np.ndarray, b: np.ndarray, n: int) -> bool:
     return False
 
 
-@njit(cache=True, nogil=True, error_model='numpy')
+@compiled(error_model='numpy')
 def split_peaks(
     offsets: np.ndarray,
     hkl: np.ndarray,

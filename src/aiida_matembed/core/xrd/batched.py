@@ -1,4 +1,4 @@
-"""Batched kinematic powder XRD in torch: every reflection of many structures at once, on CPU or GPU.
+"""Batched kinematic powder XRD: every reflection of many structures at once, on CPU or GPU.
 
 Same physics and conventions as the numpy path in :mod:`.peaks` (see its docstring and references), arranged
 so that a whole batch is a handful of tensor operations instead of a Python loop:
@@ -10,7 +10,8 @@ so that a whole batch is a handful of tensor operations instead of a Python loop
 2. *Structure factors* ``F = sum_j occ_j f_j(s) exp(2 pi i g.r_j)``: one entry per (reflection, scatterer)
    pair of the same structure, in chunks of bounded size (a 2,000-atom cell with Mo K-alpha is ~10^9
    pairs); form factors are evaluated once per (reflection, element of its structure).
-3. *Merging* of reflections with equal 2θ (1e-5°) and scaling per structure are segment reductions.
+3. *Merging* of reflections with equal 2θ (1e-5°) for profiles is a segment reduction
+   (:func:`merge_reflections`); peaks with hkl families come from :func:`._kernels.split_peaks`.
 
 All in float64; the result equals the numpy path to round-off (tested within 1e-9 relative). On the CPU
 the default is the compiled kernel of :mod:`._kernels` (same enumeration, order and physics as loops, about
@@ -327,7 +328,7 @@ def _compiled_reflections(
         scatterers.occupancy.astype(np.float64), scatterers.ptr.astype(np.int64), offsets, a_table, b_table,
         debye_waller, g_low, g_high, wavelength, MERGE_TOLERANCE, hkl, g, two_theta, intensity,
     )  # fmt: skip
-    structure = np.repeat(np.arange(len(counts)), counts)
+    structure = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
     return tuple(torch.from_numpy(a) for a in (structure, hkl, g, two_theta, intensity))  # type: ignore[return-value]
 
 
@@ -456,12 +457,6 @@ def merge_reflections(reflections: Reflections) -> MergedPeaks:
     g = torch.full((n_peaks,), math.inf, dtype=reflections.g.dtype, device=device)
     g = g.scatter_reduce(0, peak_of, reflections.g, reduce='amin')
     return MergedPeaks(reflections.structure[first], two_theta, g, intensity, count, peak_of)
-
-
-def segment_max(values: torch.Tensor, segment: torch.Tensor, n_segments: int) -> torch.Tensor:
-    """Maximum of ``values`` per segment (0 for empty segments; values are >= 0)."""
-    out = torch.zeros(n_segments, dtype=values.dtype, device=values.device)
-    return out.scatter_reduce(0, segment, values, reduce='amax', include_self=True)
 
 
 def is_hexagonal(lattice: np.ndarray, angle_tol: float = 5.0, length_tol: float = 0.01) -> np.ndarray:

@@ -495,6 +495,8 @@ class XrdSimulator:
         )
         group = group.reshape(-1)
         summed = np.bincount(group, weights=intensity, minlength=len(keys))
+        if not summed.max() > 0:  # every reflection extinct (e.g. a huge Debye-Waller factor): no peaks
+            return Peaks(np.zeros(0), np.zeros(0), [], np.zeros(0), np.zeros(0, dtype=int))
         keep = summed / summed.max() * 100 > SCALED_INTENSITY_TOL
         members = np.argsort(group, kind='stable')  # reflections by peak, in |g| order within a peak
         bounds = np.searchsorted(group[members], np.arange(len(keys) + 1))
