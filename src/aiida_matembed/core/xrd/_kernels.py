@@ -45,31 +45,58 @@ def _l_range(u: np.ndarray, b3: np.ndarray, g_high: float, h: int, k: int) -> tu
 
 
 @compiled()
+def _list_reflections(
+    reciprocal: np.ndarray,
+    length_a: float,
+    length_b: float,
+    g_low: float,
+    g_high: float,
+    hkl: np.ndarray,
+    g_out: np.ndarray,
+    start: int,
+) -> int:
+    """Reflections of one structure in generation order (``h``, ``k``, ``l`` ascending), Friedel half-space.
+
+    Writes ``(h, k, l)`` and ``|g|`` into rows ``start, start + 1, ...`` of ``hkl`` and ``g_out`` unless
+    ``hkl`` has no rows (counting only); returns the number of reflections.
+    """
+    b1, b2, b3 = reciprocal[0], reciprocal[1], reciprocal[2]
+    n_h = math.floor(g_high * length_a)
+    n_k = math.floor(g_high * length_b)
+    write = len(hkl) > 0
+    u = np.empty(3)
+    n = 0
+    for h in range(0, n_h + 1):
+        for k in range(-n_k if h > 0 else 0, n_k + 1):
+            for c in range(3):
+                u[c] = h * b1[c] + k * b2[c]
+            l_low, l_high = _l_range(u, b3, g_high, h, k)
+            for l_ in range(l_low, l_high + 1):
+                x, y, z = u[0] + l_ * b3[0], u[1] + l_ * b3[1], u[2] + l_ * b3[2]
+                g = math.sqrt(x * x + y * y + z * z)
+                if g_low <= g <= g_high:
+                    if write:
+                        if start + n >= len(hkl):
+                            raise RuntimeError('more reflections than counted')
+                        hkl[start + n, 0] = h
+                        hkl[start + n, 1] = k
+                        hkl[start + n, 2] = l_
+                        g_out[start + n] = g
+                    n += 1
+    return n
+
+
+@compiled()
 def count_reflections(reciprocal: np.ndarray, lengths: np.ndarray, g_low: float, g_high: float) -> np.ndarray:
     """Number of reflections with ``g_low <= |g| <= g_high`` of each structure (one per Friedel pair).
 
     :param reciprocal: ``(S, 3, 3)`` reciprocal vectors as rows, ``a_i . b_j = delta_ij`` (1/Å, no 2 pi).
     :param lengths: ``(S, 3)`` lengths of the direct lattice vectors (Å).
     """
-    n_structures = reciprocal.shape[0]
-    counts = np.zeros(n_structures, dtype=np.int64)
-    u = np.empty(3)
-    for s in range(n_structures):
-        b1, b2, b3 = reciprocal[s, 0], reciprocal[s, 1], reciprocal[s, 2]
-        n_h = math.floor(g_high * lengths[s, 0])
-        n_k = math.floor(g_high * lengths[s, 1])
-        n = 0
-        for h in range(0, n_h + 1):
-            for k in range(-n_k if h > 0 else 0, n_k + 1):
-                for c in range(3):
-                    u[c] = h * b1[c] + k * b2[c]
-                l_low, l_high = _l_range(u, b3, g_high, h, k)
-                for l_ in range(l_low, l_high + 1):
-                    x, y, z = u[0] + l_ * b3[0], u[1] + l_ * b3[1], u[2] + l_ * b3[2]
-                    g = math.sqrt(x * x + y * y + z * z)
-                    if g_low <= g <= g_high:
-                        n += 1
-        counts[s] = n
+    counts = np.zeros(reciprocal.shape[0], dtype=np.int64)
+    no_hkl, no_g = np.empty((0, 3), dtype=np.int64), np.empty(0)
+    for s in range(reciprocal.shape[0]):
+        counts[s] = _list_reflections(reciprocal[s], lengths[s, 0], lengths[s, 1], g_low, g_high, no_hkl, no_g, 0)
     return counts
 
 
@@ -124,28 +151,12 @@ def fill_reflections(
         n_h = math.floor(g_high * lengths[s, 0])
         n_k = math.floor(g_high * lengths[s, 1])
         n_l = math.floor(g_high * lengths[s, 2]) + 1
-        # (1) reflections in generation order
-        row = r0
-        for h in range(0, n_h + 1):
-            for k in range(-n_k if h > 0 else 0, n_k + 1):
-                for c in range(3):
-                    u[c] = h * b1[c] + k * b2[c]
-                l_low, l_high = _l_range(u, b3, g_high, h, k)
-                for l_ in range(l_low, l_high + 1):
-                    x, y, zc = u[0] + l_ * b3[0], u[1] + l_ * b3[1], u[2] + l_ * b3[2]
-                    g = math.sqrt(x * x + y * y + zc * zc)
-                    if g_low <= g <= g_high:
-                        if row >= r1:
-                            raise RuntimeError('fill_reflections: more reflections than count_reflections found')
-                        hkl[row, 0] = h
-                        hkl[row, 1] = k
-                        hkl[row, 2] = l_
-                        g_out[row] = g
-                        sin_theta = min(wavelength * g / 2.0, 1.0)
-                        two_theta[row] = math.degrees(2.0 * math.asin(sin_theta))
-                        row += 1
-        if row != r1:
+        # (1) reflections in generation order, with |g| and 2θ
+        found = _list_reflections(reciprocal[s], lengths[s, 0], lengths[s, 1], g_low, g_high, hkl[:r1], g_out, r0)
+        if found != n_rows:
             raise RuntimeError('fill_reflections: fewer reflections than count_reflections found')
+        for row in range(r0, r1):
+            two_theta[row] = math.degrees(2.0 * math.asin(min(wavelength * g_out[row] / 2.0, 1.0)))
         # (2) sorted order
         order = _bin_order(two_theta[r0:r1], merge_tolerance)
         # scatterers grouped by element (stable): elements[e] owns atoms starts[e]:starts[e + 1] of `atoms`
