@@ -34,25 +34,22 @@ def compiled(**options: Any) -> Callable[[Callable[..., Any]], Any]:
 
 
 @compiled()
-def closest_pairs(frac: np.ndarray, ptr: np.ndarray, lattices: np.ndarray) -> tuple[np.ndarray, ...]:
-    """Closest pair of sites of each cell, periodic images included, from the 27 nearest images.
+def closest_pairs(frac: np.ndarray, ptr: np.ndarray, lattices: np.ndarray) -> np.ndarray:
+    """Distance of the closest pair of sites of each cell, periodic images included, from the 27 nearest images.
 
     For sites ``i <= j`` of cell ``s`` (rows ``ptr[s]:ptr[s + 1]`` of ``frac``), the fractional difference is
     wrapped into ``[-0.5, 0.5]`` and its 27 translates by ``{-1, 0, 1}^3`` lattice vectors are tried; a site
     and itself count as a pair through its images only. This finds every pair closer than ``d`` whenever all
-    interplanar spacings of the cell exceed ``2 d``; callers check that. Ties go to the first ``(i, j)`` in
-    row-major order.
+    interplanar spacings of the cell exceed ``2 d``; callers check that (and name the pair with the neighbour
+    search, which breaks ties among equal distances its own way).
 
     :param frac: ``(J, 3)`` fractional coordinates of all cells.
     :param ptr: ``(S + 1,)`` row offsets of the cells.
     :param lattices: ``(S, 3, 3)`` lattice vectors as rows (Å).
-    :return: per cell, ``i`` and ``j`` (indices within the cell) and the distance (Å) of the closest pair (a
-        one-site cell: the site and its nearest image; ``-1``, ``-1``, ``inf`` only for a cell without sites).
+    :return: ``(S,)`` shortest distance (Å) per cell (``inf`` for a cell without sites).
     """
     n_cells = len(ptr) - 1
-    out_i = np.full(n_cells, -1, dtype=np.int64)
-    out_j = np.full(n_cells, -1, dtype=np.int64)
-    out_d = np.full(n_cells, np.inf)
+    out = np.full(n_cells, np.inf)
     images = np.empty((27, 3))
     vector = np.empty(3)
     for s in range(n_cells):
@@ -82,10 +79,6 @@ def closest_pairs(frac: np.ndarray, ptr: np.ndarray, lattices: np.ndarray) -> tu
                     w0 = vector[0] + images[t, 0]
                     w1 = vector[1] + images[t, 1]
                     w2 = vector[2] + images[t, 2]
-                    squared = w0 * w0 + w1 * w1 + w2 * w2
-                    if squared < best:
-                        best = squared
-                        out_i[s] = i - lo
-                        out_j[s] = j - lo
-        out_d[s] = math.sqrt(best)
-    return out_i, out_j, out_d
+                    best = min(best, w0 * w0 + w1 * w1 + w2 * w2)
+        out[s] = math.sqrt(best)
+    return out

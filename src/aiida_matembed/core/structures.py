@@ -28,6 +28,7 @@ __all__ = (
     'StructureLike',
     'composition_of',
     'element_amounts',
+    'first_in_segments',
     'prepare_cells',
     'to_pymatgen',
     'validate_structure',
@@ -232,9 +233,9 @@ def prepare_cells(
     # per-site checks over the concatenated batch: first offending site of each cell (or -1)
     sizes = np.fromiter((len(c.z) for c in cells), dtype=np.int64, count=len(cells))
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    bad_coords = _first_flagged(~np.isfinite(np.concatenate([c.cart for c in cells])).all(axis=1), starts, sizes)
+    bad_coords = first_in_segments(~np.isfinite(np.concatenate([c.cart for c in cells])).all(axis=1), starts, sizes)
     z = np.concatenate([c.z for c in cells])
-    bad_species = _first_flagged((z < 1) | (z > Z_MAX), starts, sizes)
+    bad_species = first_in_segments((z < 1) | (z > Z_MAX), starts, sizes)
     overlap_groups: dict[int, list[int]] = {}  # -1: small cells, checked together; k: cell k alone
     for i, k in enumerate(good):
         cell, volume = cells[i], float(volumes[i])
@@ -261,9 +262,7 @@ def prepare_cells(
 
             group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
             ptr = np.concatenate([[0], np.cumsum([len(c.z) for c in group])]).astype(np.int64)
-            _, _, distance = closest_pairs(
-                np.concatenate([c.frac for c in group]), ptr, np.stack([c.lattice for c in group])
-            )
+            distance = closest_pairs(np.concatenate([c.frac for c in group]), ptr, np.stack([c.lattice for c in group]))
             # the kernel decides; a flagged cell (rare) gets the neighbour search's pair, so that the
             # message names the same sites as validate_structure among pairs at equal distances
             pairs = [
@@ -279,8 +278,11 @@ def prepare_cells(
     return out
 
 
-def _first_flagged(flags: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
-    """Index (within its segment) of the first true flag of each segment ``starts[i] : starts[i] + sizes[i]``, or -1."""
+def first_in_segments(flags: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
+    """Index within its segment of the first true flag of each segment ``starts[i]:starts[i] + sizes[i]``, or -1.
+
+    Segments are contiguous, in order and non-empty (one per structure of a concatenated batch).
+    """
     first = np.full(len(sizes), -1, dtype=np.int64)
     hits = np.flatnonzero(flags)
     if hits.size:

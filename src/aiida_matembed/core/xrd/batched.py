@@ -15,7 +15,7 @@ so that a whole batch is a handful of tensor operations instead of a Python loop
 
 All in float64; the result equals the numpy path to round-off (tested within 1e-9 relative). On the CPU
 the default is the compiled kernel of :mod:`._kernels` (same enumeration, order and physics as loops, about
-4x faster than the tensor form there); the tensor form is the GPU path and runs on the CPU with
+5x faster than the tensor form there); the tensor form is the GPU path and runs on the CPU with
 ``method='pairs'``.
 """
 
@@ -34,6 +34,7 @@ from ..elements import SYMBOLS, Z_MAX
 from ..structures import (
     InvalidStructureError,
     PartiallyOccupiedError,
+    first_in_segments,
     prepare_cells,
     to_pymatgen,
     validate_structure,
@@ -138,14 +139,12 @@ def read_scatterers(items: Sequence[Any]) -> tuple[Scatterers, list[int], dict[i
     counts = np.fromiter((len(z) for z in zs), dtype=np.int64, count=len(zs))
     z_all = np.concatenate(zs) if zs else np.zeros(0, dtype=np.int64)
     starts = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int64)
-    missing = np.flatnonzero(~known[z_all])
-    if missing.size:  # elements without X-ray scattering factors: record, drop those structures
-        owner = np.searchsorted(starts, missing, side='right') - 1
-        owners, first = np.unique(owner, return_index=True)
-        for row, site in zip(owners, missing[first], strict=True):
-            symbol = SYMBOLS[int(z_all[site]) - 1]
+    missing = first_in_segments(~known[z_all], starts, counts)
+    if (missing >= 0).any():  # elements without X-ray scattering factors: record, drop those structures
+        for row in np.flatnonzero(missing >= 0):
+            symbol = SYMBOLS[int(z_all[starts[row] + missing[row]]) - 1]
             errors[good[row]] = InvalidStructureError(f'no X-ray scattering factors for element {symbol}')
-        keep = np.setdiff1d(np.arange(len(good)), owners)
+        keep = np.flatnonzero(missing < 0)
         good = [good[row] for row in keep]
         lattices, fracs = [lattices[row] for row in keep], [fracs[row] for row in keep]
         zs, occupancies = [zs[row] for row in keep], [occupancies[row] for row in keep]
