@@ -9,7 +9,7 @@ from sklearn.neighbors import KNeighborsClassifier
 
 from aiida_matembed.core.models import CRYSTAL_SYSTEMS, GraphInput, crystal_system_of
 from aiida_matembed.core.models.inputs import subset_graph_arrays
-from aiida_matembed.core.models.networks import CmmlNet, XrdEncoder, space_group_to_system_index
+from aiida_matembed.core.models.networks import CmmlNet, XrdEncoder, log_q_windows, space_group_to_system_index
 from aiida_matembed.core.models.training import knn_accuracy
 
 
@@ -91,3 +91,53 @@ def test_inference_convolutions_equal_torch_geometric_cgconv(examples, max_neigh
     with torch.no_grad():
         fast = encoder(batch)
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
+
+
+GRID = {'start': 10.0, 'step': 0.05, 'wavelength': 1.54184}  # CuKa as XrdInput simulates it
+
+
+def test_log_q_windows_cover_the_grid_in_order():
+    index, mask = log_q_windows(2001, out_points=2048, **GRID)
+    used = index[mask]
+    assert set(used.tolist()) == set(range(2001))  # no 2θ point is skipped
+    assert mask.sum(1).min() >= 2
+    first = torch.where(mask, index, 10**6).amin(1)
+    assert torch.all(torch.diff(first) >= 0)
+    with pytest.raises(ValueError, match='0 < 2θ start < end < 180'):
+        log_q_windows(2001, 10.0, 0.1, 1.5406, 100)  # ends at 210°
+    with pytest.raises(ValueError, match='at least 2 points'):
+        log_q_windows(2001, out_points=1, **GRID)
+
+
+def test_log_q_axis_turns_a_lattice_scaling_into_a_shift():
+    """Bragg's law: scaling a cubic lattice by s moves every peak by -ln(s) in ln Q, whatever its hkl."""
+    from pymatgen.core import Lattice, Structure
+
+    from aiida_matembed.core.models import XrdInput
+
+    xrd = XrdInput(step=0.05, fwhm=0.1)
+    scale = 1.06
+    cells = [Structure(Lattice.cubic(a), ['Cu'] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
+             for a in (3.61, 3.61 * scale)]  # fmt: skip
+    patterns = torch.as_tensor(xrd.profiles(cells)[0])
+    points = 4096
+    index, mask = log_q_windows(xrd.n_points, out_points=points, **GRID)
+    resampled = torch.where(mask, patterns[:, index], -1.0).amax(2).numpy()
+    q = [np.log(4 * np.pi * np.sin(np.radians(t / 2)) / GRID['wavelength']) for t in (10.0, 110.0)]
+    delta = (q[1] - q[0]) / (points - 1)
+    # the three strongest peaks of each, as ln Q bins; Cu K-alpha2 shoulders are far weaker
+    tops = []
+    for row in resampled:
+        peaks = np.flatnonzero((row[1:-1] > row[:-2]) & (row[1:-1] >= row[2:]) & (row[1:-1] > 0.2)) + 1
+        tops.append(np.sort(peaks[np.argsort(-row[peaks])[:3]]))
+    np.testing.assert_allclose(tops[0] - tops[1], np.log(scale) / delta, atol=1.5)
+    encoder = XrdEncoder(xrd.n_points, channels=(4,), positions=4, hidden=8, out_dim=3, axis='log_q', grid=GRID)
+    assert encoder(patterns.float()).shape == (2, 3)
+    assert not any(key.startswith('window') for key in encoder.state_dict())  # derived, not saved
+
+
+def test_xrd_encoder_axis_errors():
+    with pytest.raises(ValueError, match="axis must be 'two_theta' or 'log_q'"):
+        XrdEncoder(2001, axis='q')
+    with pytest.raises(ValueError, match='needs the input grid'):
+        XrdEncoder(2001, axis='log_q')

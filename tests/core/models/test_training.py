@@ -109,6 +109,45 @@ def test_symmetry_classifier_trains_and_predicts(tmp_path, small_set, examples):
         model.predict(np.ones((1, 201)), batch_size=0)
 
 
+def test_resample_replaces_training_views_with_perturbed_structures(tmp_path, small_set):
+    import torch
+
+    from aiida_matembed.core.models.base import MODEL_KINDS
+    from aiida_matembed.core.models.training import _TASK_CLASSES, _architecture, prepare_data
+
+    resample = {'strain': 0.03, 'displacement': 0.05, 'fraction': 0.5}
+    cfg = config(tmp_path, 'xrd_symmetry', views=2, augment={'noise': 0.01}, resample=resample)
+    data = prepare_data(cfg, small_set, log=lambda _: None)
+    assert data.structures is not None and len(data.structures) == data.n
+    clean, augmented = data.patterns[0].copy(), data.patterns[1].copy()
+    net = MODEL_KINDS['xrd_symmetry'].build_network(_architecture(cfg))
+    task = _TASK_CLASSES['xrd_symmetry'](cfg, data, net, torch.device('cpu'))
+    rows = np.arange(0, data.n, 2)
+    line = task.resample(rows, epoch=2)
+    assert line.startswith('resampled ') and '0 structures without symmetry operations' in line
+    changed = np.flatnonzero(~np.isclose(data.patterns[1], augmented).all(axis=1))
+    assert set(changed) <= set(rows) and len(changed) >= 0.4 * len(rows)  # half of the given rows, minus failures
+    np.testing.assert_array_equal(data.patterns[0], clean)  # the clean view (validation) is never touched
+    # end to end: one resampling per epoch after the first, recorded in the card
+    lines: list[str] = []
+    result = train(cfg, structure_set=small_set, progress=False, log=lines.append)
+    assert sum(line.startswith('resampled ') for line in lines) == 1
+    assert read_card(result.checkpoint.with_suffix('.json')).training['resample'] == resample
+
+
+def test_log_q_classifier_round_trips(tmp_path, small_set, examples):
+    cfg = config(tmp_path, 'xrd_symmetry')
+    cfg.model['xrd'] = {**TINY_MODEL['xrd'], 'axis': 'log_q', 'axis_points': 256}
+    result = train(cfg, structure_set=small_set, progress=False, log=lambda _: None)
+    grid = result.model.card.architecture['xrd']['grid']
+    assert grid == {'start': 10.0, 'step': 0.5, 'wavelength': pytest.approx(1.54184, abs=1e-5)}  # CuKa (pymatgen)
+    reloaded = load_model(result.checkpoint, device='cpu')
+    structures = [e.structure for e in examples[:3]]
+    first = result.model.predict_structures(structures)
+    again = reloaded.predict_structures(structures)
+    np.testing.assert_allclose(again.space_group_probabilities, first.space_group_probabilities, rtol=1e-5, atol=1e-7)
+
+
 def test_vae_trains_and_encodes(tmp_path, small_set, examples):
     result = train(config(tmp_path, 'xrd_vae', epochs=3), structure_set=small_set, progress=False, log=lambda _: None)
     # kept at the epoch of the best map (5-NN crystal-system accuracy of the latent), the earliest of equals
@@ -160,6 +199,11 @@ def test_property_head_learns_dft_bulk_moduli(tmp_path):
         ({'task': 'property'}, 'needs training.targets'),
         ({'inputs': {'xrd': {'wavelength': -1.0}}}, 'wavelength'),
         ({'inputs': {'xrd': {'step': 0}}}, 'step must be > 0'),
+        ({'training': {'resample': {'strain': 0.1}}}, 'resample perturbs the structures behind the patterns'),
+        ({'task': 'xrd_symmetry', 'training': {'resample': {'shear': 1}}}, 'training.resample must be a mapping'),
+        ({'task': 'xrd_symmetry', 'training': {'resample': {'strain': -1}}}, 'resample.strain must be a number'),
+        ({'task': 'xrd_symmetry', 'training': {'resample': {'fraction': 0}}}, 'fraction must be in'),
+        ({'task': 'xrd_symmetry', 'training': {'resample': {}}}, 'views >= 2'),
     ],
 )
 def test_bad_configurations(change, message):

@@ -6,6 +6,8 @@
 * :func:`synthetic_crystals` (:mod:`.synthetic`), :func:`decorate_prototypes` and :func:`structure_type_key`
   (:mod:`.prototypes`), the held-out split (:mod:`.heldout`) and :func:`build_dataset` (:mod:`.build`): the
   reproducible, offline training and held-out sets (issue #5).
+* :func:`~.perturb.perturb_structures` (:mod:`.perturb`): random strains and displacements that keep the space
+  group, for resampling training patterns every epoch.
 * :func:`load_structure_set` (:mod:`.loaders`): user data from CIF folders, extxyz, pymatgen JSON or ASE databases.
 """
 

@@ -7,7 +7,10 @@
 - :class:`XrdEncoder`: a 1D CNN on a gridded powder pattern (Suzuki et al., Sci. Rep. 12, 13960 (2022);
   Lee et al., 2022): convolution, batch norm, GELU and max pooling blocks, an adaptive pooling to a
   fixed number of positions (so the 2θ position of each feature is kept, unlike a global pooling),
-  then an MLP to ``out_dim``.
+  then an MLP to ``out_dim``. With ``axis='log_q'`` the pattern is first resampled onto a uniform grid of
+  ``ln Q`` (``Q = 4π sin θ / λ``): a change of the lattice scale then moves every peak by the same amount,
+  which the convolutions see as a translation, and the ratios of peak positions that decide the crystal
+  system become fixed distances (the idea behind d-spacing ratio indexing, e.g. Visser's ITO method).
 - :class:`CmmlNet`: the two encoders of cross-modal metric learning (CMML), embeddings L2-normalised.
 - :class:`SymmetryNet`: XRD encoder with a crystal-system (7) and a space-group (230) head.
 - :class:`XrdVaeNet`: variational autoencoder of patterns with a low-dimensional latent space.
@@ -121,6 +124,40 @@ class CrystalEncoder(nn.Module):
         return x
 
 
+def log_q_windows(
+    n_points: int, start: float, step: float, wavelength: float, out_points: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Source grid points of each bin of a uniform ``ln Q`` grid spanning a uniform 2θ grid.
+
+    The 2θ grid is ``start + i * step`` (degrees, ``n_points`` points); the ``ln Q`` grid has ``out_points``
+    bins between the ``Q`` of its ends. Bin ``m`` takes the 2θ points inside its edges, and at least the two
+    around its centre (where ``ln Q`` bins are finer than the 2θ steps, at low angles).
+
+    :return: ``(index, mask)``, both ``(out_points, K)``: the 2θ indices of each bin and which are used.
+    """
+    import math
+
+    if n_points < 2 or out_points < 2:
+        raise ValueError(f'need at least 2 points on both grids, got {n_points} and {out_points}')
+    end = start + (n_points - 1) * step
+    if not 0 < start < end < 180 or wavelength <= 0:
+        raise ValueError(f'need 0 < 2θ start < end < 180° and a wavelength > 0, got {start}, {end}, {wavelength}')
+
+    def index_of(log_q: torch.Tensor) -> torch.Tensor:
+        two_theta = 2 * torch.rad2deg(torch.asin((wavelength * torch.exp(log_q) / (4 * math.pi)).clamp(max=1.0)))
+        return ((two_theta - start) / step).clamp(0, n_points - 1)
+
+    q_low, q_high = (math.log(4 * math.pi * math.sin(math.radians(t / 2)) / wavelength) for t in (start, end))
+    delta = (q_high - q_low) / (out_points - 1)
+    centres = q_low + delta * torch.arange(out_points, dtype=torch.float64)
+    low = torch.minimum(torch.ceil(index_of(centres - delta / 2)), torch.floor(index_of(centres)))
+    high = torch.maximum(torch.floor(index_of(centres + delta / 2)), torch.ceil(index_of(centres)))
+    width = int((high - low).max()) + 1
+    index = low[:, None] + torch.arange(width, dtype=torch.float64)
+    mask = index <= high[:, None]
+    return index.clamp(max=n_points - 1).long(), mask
+
+
 class XrdEncoder(nn.Module):
     """1D CNN encoder of ``(B, G)`` patterns (each divided by its maximum) -> ``(B, out_dim)``.
 
@@ -128,6 +165,9 @@ class XrdEncoder(nn.Module):
     :param channels: output channels of the convolution blocks (each block halves the length).
     :param kernel: convolution kernel size (grid points).
     :param positions: length after the adaptive max pooling (the head sees ``channels[-1] * positions``).
+    :param axis: ``'two_theta'`` (convolve the pattern as given) or ``'log_q'`` (first take the maximum of the
+        pattern in each of ``axis_points`` bins of ``ln Q``; needs ``grid``, see :func:`log_q_windows`).
+    :param grid: the input grid, ``{'start': degrees, 'step': degrees, 'wavelength': Å}``.
     """
 
     def __init__(
@@ -139,9 +179,22 @@ class XrdEncoder(nn.Module):
         hidden: int = 512,
         out_dim: int = 256,
         dropout: float = 0.1,
+        axis: str = 'two_theta',
+        axis_points: int | None = None,
+        grid: dict[str, float] | None = None,
     ) -> None:
         super().__init__()
         self.n_points = int(n_points)
+        self.log_q = axis == 'log_q'
+        if axis not in ('two_theta', 'log_q'):
+            raise ValueError(f"axis must be 'two_theta' or 'log_q', got {axis!r}")
+        if self.log_q:
+            if grid is None:
+                raise ValueError("axis='log_q' needs the input grid {'start', 'step', 'wavelength'}")
+            index, mask = log_q_windows(self.n_points, out_points=int(axis_points or self.n_points), **grid)
+            # derived from the architecture, so not part of the saved weights
+            self.register_buffer('window_index', index, persistent=False)
+            self.register_buffer('window_mask', mask, persistent=False)
         blocks: list[nn.Module] = []
         previous = 1
         for width in channels:
@@ -162,6 +215,11 @@ class XrdEncoder(nn.Module):
     def forward(self, patterns: torch.Tensor) -> torch.Tensor:
         if patterns.ndim != 2 or patterns.shape[1] != self.n_points:
             raise ValueError(f'expected patterns of shape (N, {self.n_points}), got {tuple(patterns.shape)}')
+        if self.log_q:
+            index: torch.Tensor = self.window_index  # type: ignore[assignment]
+            mask: torch.Tensor = self.window_mask  # type: ignore[assignment]
+            windows = patterns[:, index]  # (B, M, K)
+            patterns = torch.where(mask, windows, torch.finfo(windows.dtype).min).amax(dim=2)
         return self.head(self.convs(patterns.unsqueeze(1)))
 
 

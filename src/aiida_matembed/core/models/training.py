@@ -18,6 +18,12 @@ Losses:
 - ``xrd_vae``: Bernoulli reconstruction of the pooled pattern + ``kl_weight`` x KL divergence, plus an
   optional crystal-system cross-entropy on the latent mean (``system_weight``);
 - ``property``: mean squared error of standardised targets.
+
+``training.resample`` (pattern-only tasks) replaces the augmented views of a share of the training rows every
+epoch by patterns of freshly perturbed structures: a random strain and random atomic displacements that keep
+each structure's space group (:mod:`aiida_matembed.core.datasets.perturb`). Keys: ``strain`` (default 0.03),
+``displacement`` (Å, default 0.05), ``fraction`` of the training rows per epoch (default 1) and ``symprec``
+(Å, default 1e-3). The clean view, used for validation, is never changed.
 """
 
 from __future__ import annotations
@@ -62,7 +68,9 @@ _TRAINING_DEFAULTS: dict[str, Any] = {
     'views': 1,
     'augment': None,
     'targets': None,
+    'resample': None,
 }
+_RESAMPLE_KEYS = {'strain', 'displacement', 'symprec', 'fraction'}
 _DATA_KEYS = {'train', 'build', 'val_fraction', 'max_structures', 'val_seed'}
 
 
@@ -125,6 +133,25 @@ class TrainConfig:
         val = self.data.get('val_fraction', 0.1)
         if not isinstance(val, (int, float)) or not 0 < val < 1:
             raise ValueError(f'data.val_fraction must be in (0, 1), got {val!r}')
+        if t['resample'] is not None:
+            resample = t['resample']
+            if not isinstance(resample, dict) or set(resample) - _RESAMPLE_KEYS:
+                raise ValueError(
+                    f'training.resample must be a mapping with keys from {sorted(_RESAMPLE_KEYS)}, got {resample!r}'
+                )
+            for key, value in resample.items():
+                number = isinstance(value, (int, float)) and not isinstance(value, bool)
+                if not number or not math.isfinite(value) or value < 0:
+                    raise ValueError(f'training.resample.{key} must be a number >= 0, got {value!r}')
+            if not 0 < resample.get('fraction', 1.0) <= 1:
+                raise ValueError(f'training.resample.fraction must be in (0, 1], got {resample["fraction"]!r}')
+            if self.needs_graphs or not self.needs_patterns:
+                raise ValueError(
+                    'training.resample perturbs the structures behind the patterns; it needs a task that reads '
+                    'only XRD patterns (xrd_symmetry, xrd_vae or an xrd property head)'
+                )
+            if t['views'] < 2:
+                raise ValueError('training.resample regenerates the augmented views: set training.views >= 2')
         if self.task == 'property' and not t['targets']:
             raise ValueError('a property task needs training.targets: the label columns to regress')
         self.xrd_input  # noqa: B018 (validates)
@@ -194,6 +221,8 @@ class PreparedData:
     graphs: Any
     data_info: dict[str, Any]
     failures: int
+    structures: list[Any] | None = None
+    """The kept structures, when ``training.resample`` perturbs them every epoch."""
 
 
 def _load_structure_set(data: dict[str, Any]) -> Any:
@@ -259,7 +288,8 @@ def prepare_data(config: TrainConfig, structure_set: Any = None, log: Callable[[
             for k, v in zip(*np.unique(labels.get('source', np.array([])), return_counts=True), strict=True)
         },
     }
-    return PreparedData(len(keep), labels, patterns, graphs, info, n - len(keep))
+    kept = [structures[k] for k in keep] if config.training['resample'] is not None else None
+    return PreparedData(len(keep), labels, patterns, graphs, info, n - len(keep), kept)
 
 
 _SOURCE_NAMES = {
@@ -318,6 +348,13 @@ def _architecture(config: TrainConfig) -> dict[str, Any]:
     model = dict(config.model)
     if config.xrd_input is not None:
         arch['xrd'] = {'n_points': config.xrd_input.n_points, **model.pop('xrd', {})}
+        if arch['xrd'].get('axis') == 'log_q':
+            xrd_input = config.xrd_input
+            arch['xrd']['grid'] = {
+                'start': xrd_input.two_theta_range[0],
+                'step': float(xrd_input.step),
+                'wavelength': float(xrd_input.simulator().wavelength),
+            }
     if config.graph_input is not None:
         arch['crystal'] = {
             'atom_dim': config.graph_input.atom_dim,
@@ -357,6 +394,46 @@ class _Task:
         else:
             array = views[0][rows]
         return torch.from_numpy(array).to(self.device)
+
+    def resample(self, rows: np.ndarray, epoch: int) -> str:
+        """Replace the augmented views of ``rows`` by patterns of freshly perturbed structures (``training.resample``).
+
+        Each structure gets a random strain and random atomic displacements that keep its space group
+        (:mod:`aiida_matembed.core.datasets.perturb`), then the configured pattern augmentations; rows whose
+        perturbed structure fails (e.g. atoms pushed too close) keep their previous pattern. Returns a log line.
+        """
+        from ..datasets.perturb import perturb_structures, symmetries_of
+        from ..xrd import XrdAugmentation
+
+        options = self.t['resample']
+        assert options is not None and self.data.structures is not None and self.data.patterns is not None
+        xrd_input = self.config.xrd_input
+        assert xrd_input is not None
+        started = time.perf_counter()
+        if not hasattr(self, '_symmetries'):
+            self._symmetries = symmetries_of(self.data.structures, symprec=options.get('symprec', 1e-3))
+        augment = XrdAugmentation(**self.t['augment']) if self.t['augment'] else None
+        rng = np.random.default_rng([self.t['seed'], epoch])
+        fraction = options.get('fraction', 1.0)
+        if fraction < 1:  # a random share of the rows each epoch
+            rows = np.sort(rng.choice(rows, max(1, round(fraction * len(rows))), replace=False))
+        originals = [self.data.structures[r] for r in rows]
+        replaced = 0
+        for view in range(1, len(self.data.patterns)):
+            perturbed = perturb_structures(
+                originals, [self._symmetries[r] for r in rows], rng,
+                strain=options.get('strain', 0.03), displacement=options.get('displacement', 0.05),
+            )  # fmt: skip
+            seed = (self.t['seed'] * 1000 + epoch) * 100 + view
+            profiles, _ = xrd_input.profiles(perturbed, augment=augment, seed=seed, errors='record')
+            good = ~np.isnan(profiles).any(axis=1)
+            self.data.patterns[view][rows[good]] = profiles[good]
+            replaced += int(good.sum())
+        fixed = sum(s is None for s in self._symmetries)
+        return (
+            f'resampled {replaced} patterns of perturbed structures in {time.perf_counter() - started:.1f} s'
+            f' ({fixed} structures without symmetry operations kept as they are)'
+        )
 
     def graphs(self, rows: np.ndarray) -> Any:
         assert self.config.graph_input is not None
@@ -604,6 +681,8 @@ def train(
     shuffle = np.random.default_rng(t['seed'])
     started = time.perf_counter()
     for epoch in range(1, t['epochs'] + 1):
+        if t['resample'] is not None and epoch > 1:  # epoch 1 trains on the views prepare_data made
+            log(task.resample(train_rows, epoch))
         net.train()
         perm = shuffle.permutation(train_rows)
         losses = []
