@@ -51,9 +51,12 @@ GOALS = {
 
 
 def _load(name: str, models_dir: Path | None):
-    if models_dir is None:
+    """The checkpoint of ``name`` in ``models_dir`` where there is one, else the registered (shipped) model."""
+    path = None if models_dir is None else models_dir / f'{name.replace(".", "_")}.safetensors'
+    if path is None or not path.exists():
         return load_model(name, device='cpu')
-    return model_from_checkpoint(models_dir / f'{name.replace(".", "_")}.safetensors', device='cpu')
+    print(f'{name}: {path}')
+    return model_from_checkpoint(path, device='cpu')
 
 
 def _symmetry(model, patterns: dict[str, np.ndarray], space_groups: np.ndarray) -> dict[str, float]:
@@ -66,6 +69,25 @@ def _symmetry(model, patterns: dict[str, np.ndarray], space_groups: np.ndarray) 
         out[f'crystal_system_acc{suffix}'] = float((predicted == systems).mean())
         out[f'space_group_top1{suffix}'] = float((p.space_group == space_groups).mean())
         out[f'space_group_top5{suffix}'] = float((p.space_group_topk == space_groups[:, None]).any(1).mean())
+        if tag == 'clean':
+            out['crystal_system_recall'] = _recall(systems, predicted)
+    return out
+
+
+def _recall(true: np.ndarray, predicted: np.ndarray) -> dict[str, dict]:
+    """Per true crystal system: how many, the share predicted right and the most frequent wrong answer."""
+    out = {}
+    for i, name in enumerate(CRYSTAL_SYSTEMS):
+        mine = predicted[true == i]
+        if len(mine) == 0:
+            continue
+        wrong = Counter(mine[mine != i].tolist()).most_common(1)
+        out[name] = {
+            'n': len(mine),
+            'recall': float((mine == i).mean()),
+            'most_confused_with': CRYSTAL_SYSTEMS[wrong[0][0]] if wrong else None,
+            'confused_count': wrong[0][1] if wrong else 0,
+        }
     return out
 
 
@@ -139,7 +161,9 @@ def main() -> None:
     parser.add_argument('--seed', type=int, default=1)
     parser.add_argument('--candidates', type=int, default=1000)
     parser.add_argument('--max-atoms', type=int, default=48)
-    parser.add_argument('--models', type=Path, help='folder of checkpoints instead of the registered models')
+    parser.add_argument(
+        '--models', type=Path, help='folder of checkpoints; models missing from it are the registered ones'
+    )
     parser.add_argument('--update-cards', action='store_true')
     parser.add_argument('--plot', type=Path, default=Path(__file__).parent / 'results' / 'xrd_vae_map.png')
     parser.add_argument('--output', type=Path, default=Path(__file__).parent / 'results' / 'models_eval.json')
@@ -206,6 +230,10 @@ def main() -> None:
                 mark = '' if goal is None else ('  met' if value >= goal else '  MISSED')
                 goal_text = '' if goal is None else f'{goal:.3f}'
                 print(f'{model_name:<24}{key:<36}{value:>9.4f}{goal_text:>8}{mark}')
+    print('\ncrystal-system recall of matembed.xrd_symmetry (clean patterns):')
+    for name, row in results['matembed.xrd_symmetry']['crystal_system_recall'].items():
+        wrong = f'{row["most_confused_with"]} ({row["confused_count"]})'
+        print(f'  {name:<13} n={row["n"]:<5} recall {row["recall"]:.3f}  most often taken for {wrong}')
     print('\nnearest pymatgen prototypes (cosine) of known materials, structure embeddings of matembed.cmml:')
     for name, neighbours in results['matembed.cmml']['neighbours_of_known_materials'].items():
         print(f'  {name}: {"; ".join(neighbours[:3])}')
@@ -219,7 +247,8 @@ def main() -> None:
             source = args.models / path if args.models else None
             from aiida_matembed.core.models import model_path
 
-            stem = (source if source else model_path(model.card.name)).with_suffix('.json')
+            shipped = source is None or not source.with_suffix('.safetensors').exists()
+            stem = (model_path(model.card.name) if shipped else source).with_suffix('.json')
             card = read_card(stem)
             figures = {k: v for k, v in results[model.card.name].items() if isinstance(v, (int, float))}
             card.metrics['heldout'] = {**figures, 'data': results['data'],
