@@ -21,6 +21,8 @@ if TYPE_CHECKING:
     from pymatgen.core import Composition, Structure
 
 __all__ = (
+    'MAX_LATTICE_LENGTH',
+    'MAX_SITES',
     'MIN_INTERATOMIC_DISTANCE',
     'Cell',
     'InvalidStructureError',
@@ -39,6 +41,14 @@ MIN_INTERATOMIC_DISTANCE = 0.5
 
 MIN_CELL_VOLUME = 1e-6
 """Cells with ``|det(lattice)|`` below this (Å^3) are reported as having zero volume."""
+
+MAX_LATTICE_LENGTH = 1000.0
+"""Lattice vectors longer than this (Å) are refused: no crystal has them, and reflections or periodic neighbour
+searches in such a cell would not fit in memory (a length in nm or m read as Å). Read when a check runs, so it
+can be raised (``aiida_matembed.core.structures.MAX_LATTICE_LENGTH = ...``)."""
+
+MAX_SITES = 5000
+"""Structures with more sites are refused before anything is computed on them (read when a check runs)."""
 
 StructureLike = Union['Structure', 'Atoms']
 """Anything the core converts to a pymatgen ``Structure``."""
@@ -132,12 +142,14 @@ def validate_structure(
 ) -> None:
     """Check that a structure is a sensible crystal; raise :class:`InvalidStructureError` otherwise.
 
-    Checks, in order: at least one site; finite lattice with positive volume (right-handed cell);
+    Checks, in order: at least one and at most :data:`MAX_SITES` sites; finite lattice with positive volume
+    (right-handed cell) and no vector longer than :data:`MAX_LATTICE_LENGTH`;
     finite coordinates; only chemical elements; no over-occupied site; (optionally) no partial
     occupancy; no two sites, nor a site and a periodic image, closer than ``min_distance`` (Å).
     """
     if len(structure) == 0:
         raise InvalidStructureError('structure has no sites')
+    _check_size(len(structure))
     matrix = structure.lattice.matrix
     _check_lattice(matrix)
     cart = structure.cart_coords
@@ -243,6 +255,7 @@ def prepare_cells(
             if not finite[i]:
                 raise InvalidStructureError('lattice contains NaN or infinite values')
             _check_volume(volume)
+            _check_lengths(cell.lattice)
             if bad_coords[i] >= 0:
                 raise InvalidStructureError(f'NaN or infinite coordinates at site {int(bad_coords[i])}')
             if bad_species[i] >= 0:  # the single-structure check names the species
@@ -297,6 +310,7 @@ def _read_cell(item: Any) -> Cell:
     structure = to_pymatgen(item)
     if len(structure) == 0:
         raise InvalidStructureError('structure has no sites')
+    _check_size(len(structure))
     species = [(getattr(sp, 'Z', 0), amount) for site in structure for sp, amount in site.species.items()]
     if len(species) != len(structure) or any(amount != 1 for _, amount in species):
         # a disordered site: let the full validation say which and why
@@ -331,6 +345,20 @@ def _check_lattice(matrix: np.ndarray) -> None:
     if not np.all(np.isfinite(matrix)):
         raise InvalidStructureError('lattice contains NaN or infinite values')
     _check_volume(float(np.linalg.det(matrix)))
+    _check_lengths(matrix)
+
+
+def _check_lengths(matrix: np.ndarray) -> None:
+    longest = float(np.sqrt((np.asarray(matrix) ** 2).sum(axis=1)).max())
+    if longest > MAX_LATTICE_LENGTH:
+        raise InvalidStructureError(
+            f'lattice vector of {longest:.4g} Å is longer than {MAX_LATTICE_LENGTH:g} Å (wrong units?)'
+        )
+
+
+def _check_size(n_sites: int) -> None:
+    if n_sites > MAX_SITES:
+        raise InvalidStructureError(f'{n_sites} sites: more than {MAX_SITES} (raise core.structures.MAX_SITES)')
 
 
 def _check_volume(volume: float) -> None:
