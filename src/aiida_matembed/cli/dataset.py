@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from pathlib import Path
 from typing import Any
 
 import click
 from aiida.cmdline.utils import echo
 
+from ..core.datasets.importing import FORMATS
 from . import cmd_matembed
 
 __all__ = ('cmd_dataset',)
@@ -103,7 +106,7 @@ def cmd_build(
             )
         except (ValueError, RuntimeError) as exception:
             echo.echo_critical(str(exception))
-    path = structure_set.save(output)
+    path = _save(structure_set, output)
     echo.echo_success(f'wrote {len(structure_set)} structures to {path}')
     _summary(structure_set)
     if group_label:
@@ -153,6 +156,19 @@ def _parse_dft_outputs(values: tuple[str, ...]) -> dict[str, str]:
 )
 @click.option('--extra', 'extras', multiple=True, help='With --group: node extras to read (default: matembed_labels).')
 @click.option('--label-key', 'label_keys', multiple=True, help='With SOURCE: only these label keys (repeatable).')
+@click.option(
+    '-f',
+    '--format',
+    'fmt',
+    type=click.Choice(FORMATS),
+    default='auto',
+    show_default=True,
+    help='Format of SOURCE files.',
+)
+@click.option(
+    '--strict', is_flag=True, help='Exit with status 1 if any file or structure was left out (after writing).'
+)
+@click.option('--json', 'as_json', is_flag=True, help='Print a JSON report: output, n_structures, failed.')
 @click.option('--overwrite', is_flag=True, help='Replace OUTPUT if it exists.')
 def cmd_import(
     paths: tuple[Path, ...],
@@ -160,13 +176,17 @@ def cmd_import(
     dft_outputs: tuple[str, ...],
     extras: tuple[str, ...],
     label_keys: tuple[str, ...],
+    fmt: str,
+    strict: bool,
+    as_json: bool,
     overwrite: bool,
 ) -> None:
-    """Import user structures from SOURCE (CIF folder, .extxyz, pymatgen .json, ASE .db) or --group into OUTPUT.
+    """Import user structures from SOURCE (file, folder or glob: CIF, POSCAR, extxyz, JSON, ASE db) or --group.
 
-    With --group, give only OUTPUT.
+    With --group, give only OUTPUT. Files and structures that cannot be read, and partially occupied structures
+    (a set holds ordered crystals), are listed with the reason; every other structure is written to OUTPUT.
     """
-    from ..core.datasets import load_structure_set
+    from ..core.datasets.loaders import read_structure_set
     from ..core.structures import InvalidStructureError
 
     if len(paths) > 2:
@@ -191,14 +211,38 @@ def cmd_import(
             echo.echo_critical(f'no Group with label {group_label!r}')
         except (ValueError, InvalidStructureError) as exception:
             echo.echo_critical(str(exception))
-    else:
+    failures: list[Any] = []
+    if group_label is None:
         if dft_outputs or extras:
             echo.echo_critical('--dft-output and --extra need --group')
         assert source is not None
-        try:
-            structure_set = load_structure_set(source, label_keys=label_keys or None)
-        except (FileNotFoundError, ValueError, TypeError) as exception:
-            echo.echo_critical(str(exception))
-    path = structure_set.save(output)
-    echo.echo_success(f'wrote {len(structure_set)} structures to {path}')
-    _summary(structure_set)
+        read, failures = read_structure_set([str(source)], fmt=fmt, label_keys=label_keys or None)
+        if not as_json:
+            for failure in failures:
+                echo.echo_warning(f'{failure.where}: {failure.reason}')
+        if read is None:
+            echo.echo_critical(f'{source}: no structure could be read ({len(failures)} failure(s) above)')
+        structure_set = read
+    path = _save(structure_set, output)
+    if as_json:
+        failed = [{'file': f.file, 'item': f.item, 'reason': f.reason} for f in failures]
+        click.echo(json.dumps({'output': str(path), 'n_structures': len(structure_set), 'failed': failed}, indent=1))
+    else:
+        echo.echo_success(
+            f'wrote {len(structure_set)} structures to {path}' + (f'; {len(failures)} left out' if failures else '')
+        )
+        _summary(structure_set)
+    if strict and failures:
+        sys.exit(1)
+
+
+def _save(structure_set: Any, output: Path) -> Path:
+    """Save to OUTPUT through a temporary file in the same folder, so that a failed write leaves nothing behind."""
+    temporary = output.with_name(f'.{output.name}.partial.npz')
+    try:
+        written = structure_set.save(temporary)
+        written.replace(output)
+    except OSError as exception:
+        temporary.unlink(missing_ok=True)
+        echo.echo_critical(f'cannot write {output}: {exception.strerror or exception}')
+    return output

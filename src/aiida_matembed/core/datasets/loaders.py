@@ -12,6 +12,11 @@ Formats, chosen by :func:`load_structure_set` from the path:
 * **an ASE database** (``.db``; ``ase.db.connect``): ``key_value_pairs`` become columns, the row id goes into
   ``db_id``.
 
+:func:`read_structure_set` is the forgiving variant behind ``verdi data matembed dataset import``: it reads files,
+folders (recursively, any format of :mod:`.importing`) and glob patterns, keeps every ordered crystal and returns a
+one-line reason for every file or structure it could not use (a partially occupied structure is one: a set holds
+ordered crystals), instead of stopping at the first.
+
 Columns: numbers become float64 (int64 when all values are integers and none is missing), strings stay strings; a
 value missing from some items is NaN (numbers) or ``''`` (strings). Keys named like a standard label
 (``prototype``, ``space_group``, ``crystal_system``, ``source``, ``formula``) are stored as ``user_<key>``: the
@@ -35,7 +40,7 @@ from .store import STANDARD_LABELS, StructureSet, columns_from_records
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ('LOADER_VERSION', 'load_structure_set')
+__all__ = ('LOADER_VERSION', 'load_structure_set', 'read_structure_set')
 
 LOADER_VERSION = 1
 """Version of the loaders; recorded in the metadata."""
@@ -92,6 +97,60 @@ def load_structure_set(path: str | Path, *, label_keys: Iterable[str] | None = N
     return StructureSet.from_structures(
         [item.structure for item in items], labels, metadata, source='user', names=[item.name for item in items]
     )
+
+
+def read_structure_set(
+    paths: Sequence[str | Path], *, fmt: str = 'auto', label_keys: Iterable[str] | None = None
+) -> tuple[StructureSet | None, list[Any]]:
+    """Read every ordered crystal of ``paths`` (files, folders, glob patterns) into a set; never stops at a bad one.
+
+    :param fmt: ``auto`` or a format of :data:`.importing.FORMATS`, for every file.
+    :param label_keys: keep only these label keys (default: every scalar label the files give).
+    :return: the set (``None`` when nothing could be read) and the :class:`.importing.ImportFailure` of every file
+        or structure left out, each naming the file (and the CIF block, frame or row) and the reason.
+    """
+    from ..structures import PartiallyOccupiedError, prepare_cells
+    from .importing import ImportFailure, collect_files, read_file
+
+    files, failures = collect_files(paths)
+    items: list[_Item] = []
+    for path in files:
+        for entry in read_file(path, fmt):
+            if isinstance(entry, ImportFailure):
+                failures.append(entry)
+                continue
+            cell = prepare_cells([entry.structure])[0]
+            if isinstance(cell, PartiallyOccupiedError):
+                reason = 'partially occupied: a structure set holds ordered crystals (an AiiDA Group keeps it: import)'
+                failures.append(ImportFailure(entry.file, entry.item, reason))
+                continue
+            if isinstance(cell, Exception):
+                failures.append(ImportFailure(entry.file, entry.item, str(cell)))
+                continue
+            labels = {k: v for k, v in entry.labels.items() if k not in ('cif_block', 'comment')}
+            labels.setdefault('name', path.stem + (f' [{entry.item}]' if entry.item and fmt != 'cif' else ''))
+            labels['file'] = str(path)
+            labels['item'] = entry.item
+            items.append(_Item(entry.where, entry.structure, labels))
+    if not items:
+        return None, failures
+    wanted = None if label_keys is None else list(label_keys)
+    try:
+        labels = _columns(items, wanted, Path(str(paths[0])) if paths else Path())
+    except ValueError as exception:
+        return None, [*failures, ImportFailure(', '.join(map(str, paths)), '', str(exception))]
+    metadata = {
+        'builder': 'aiida_matembed.core.datasets.read_structure_set',
+        'version': LOADER_VERSION,
+        'format': fmt,
+        'paths': [str(p) for p in paths],
+        'label_keys': wanted,
+        'n_failed': len(failures),
+    }
+    structure_set = StructureSet.from_structures(
+        [item.structure for item in items], labels, metadata, source='user', names=[item.name for item in items]
+    )
+    return structure_set, failures
 
 
 # ------------------------------------------------------------------------------------------------------ readers
