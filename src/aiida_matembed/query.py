@@ -39,6 +39,11 @@ __all__ = (
 )
 
 
+_FINISHED_OK = {'attributes.exit_status': 0}
+"""Results count only when their process finished ok: a calcfunction left ``Running`` (or marked killed) by a dead
+daemon worker may have stored its output node before it died."""
+
+
 def _filters(representation: str, version: int | None, params: dict[str, Any] | None) -> dict[str, Any]:
     filters: dict[str, Any] = {'attributes.representation': representation}
     if version is not None:
@@ -56,7 +61,7 @@ def _filters(representation: str, version: int | None, params: dict[str, Any] | 
 def _features_query(representation: str, version: int | None, params: dict[str, Any] | None) -> orm.QueryBuilder:
     qb = orm.QueryBuilder()
     qb.append(FeaturesData, filters=_filters(representation, version, params), tag='features')
-    qb.append(orm.CalculationNode, with_outgoing='features', tag='process')
+    qb.append(orm.CalculationNode, with_outgoing='features', filters=_FINISHED_OK, tag='process')
     qb.append(
         orm.StructureData,
         with_outgoing='process',
@@ -111,12 +116,17 @@ def featurized_structure_pks(
     version: int | None = None,
     params: dict[str, Any] | None = None,
     among: list[int] | None = None,
+    since: Any = None,
 ) -> set[int]:
     """Return pks of the structures that have a successful row for a representation.
 
     :param among: restrict the search to these structure pks (e.g. the members of a Group).
+    :param since: only rows of processes created at or after this time (a ``datetime``).
     """
-    return _successful_pks(_features_query(representation, version, params), among)
+    qb = _features_query(representation, version, params)
+    if since is not None:
+        qb.add_filter('process', {'ctime': {'>=': since}})
+    return _successful_pks(qb, among)
 
 
 def _successful_pks(qb: orm.QueryBuilder, among: list[int] | None, include_failed: bool = False) -> set[int]:
@@ -179,7 +189,7 @@ def simulated_structure_pks(
     resolved = _settings(settings)
     qb = orm.QueryBuilder()
     qb.append(XrdPatternsData, filters={f'attributes.{k}': resolved[k] for k in _XRD_KEYS}, tag='features')
-    qb.append(orm.CalculationNode, with_outgoing='features', tag='process')
+    qb.append(orm.CalculationNode, with_outgoing='features', filters=_FINISHED_OK, tag='process')
     qb.append(
         orm.StructureData, with_outgoing='process', tag='structure', edge_filters={'label': {'like': 'structures__%'}}
     )
@@ -206,7 +216,9 @@ def _model_outputs_query(model: ModelData | str | int, modality: str | None) -> 
     pks = [node.pk for node in model_nodes(model)]
     qb = orm.QueryBuilder()
     qb.append(ModelData, filters={'id': {'in': pks or [-1]}}, tag='model')
-    qb.append(orm.CalculationNode, with_incoming='model', edge_filters={'label': 'model'}, tag='process')
+    qb.append(
+        orm.CalculationNode, with_incoming='model', edge_filters={'label': 'model'}, filters=_FINISHED_OK, tag='process'
+    )
     filters = {'attributes.params.modality': modality} if modality else {}
     qb.append(FeaturesData, with_incoming='process', filters=filters, tag='features')
     return qb

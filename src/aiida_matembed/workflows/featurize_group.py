@@ -5,11 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from aiida import orm
-from aiida.engine import ExitCode, WorkChain, while_
+from aiida.engine import ExitCode, ToContext, WorkChain, while_
 
 from ..calculations.featurize import featurize_structures
 from ..core.representations import load_representation_class
 from ..query import featurized_structure_pks
+from .claims import Claim, claim_batch, claim_key, live_claims, release_claim
 
 __all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks', 'resolve_params')
 
@@ -106,7 +107,11 @@ class FeaturizeGroupWorkChain(WorkChain):
     """Featurise the ``StructureData`` of a Group with one representation, ``batch_size`` per process.
 
     Structures that already have a current result (same representation, version and options, row not
-    failed) are skipped, so re-running after adding structures only featurises the new ones. A batch
+    failed) are skipped, so re-running after adding structures only featurises the new ones. Each batch is
+    claimed just before it runs (:mod:`~aiida_matembed.workflows.claims`): structures that got a current result
+    or that another live process claimed meanwhile are left out, so concurrent or redelivered copies never
+    featurise a structure twice, and calcfunctions left ``Running`` by a dead daemon worker are marked killed
+    and their structures run again. Structures left to another WorkChain are awaited and re-checked at the end. A batch
     whose process raises is split in two and retried, down to single structures. Options taken "from the
     batch" (``species=None``) are resolved once on the whole Group, so all batches share their columns.
     """
@@ -149,17 +154,72 @@ class FeaturizeGroupWorkChain(WorkChain):
         size = self.inputs.batch_size.value
         self.ctx.batches = [pending[i : i + size] for i in range(0, len(pending), size)]
         self.ctx.n_batches = 0
+        self.ctx.elsewhere = {}
         self.report(
             f'{len(pending)} structure(s) of group {group.label!r} to featurise in {len(self.ctx.batches)} batch(es)'
         )
 
     def has_batch(self) -> bool:
-        """Whether batches remain."""
-        return bool(self.ctx.batches)
+        """Whether batches remain, or structures claimed by other WorkChains to check again."""
+        return bool(self.ctx.batches) or bool(self.ctx.get('elsewhere'))
 
-    def run_batch(self) -> ExitCode | None:
-        """Featurise the next batch in one calcfunction; split it on an unexpected exception."""
-        batch = self.ctx.batches.pop(0)
+    def _claim_key(self) -> str:
+        cls = load_representation_class(self.inputs.representation.value)
+        return claim_key('featurize', cls.name, cls.version, cls.from_params(self._params()).get_params())
+
+    def _current(self, pks: list[int]) -> set[int]:
+        """Pks among ``pks`` with a current result (made after this WorkChain started, with ``skip_existing=False``)."""
+        rep = load_representation_class(self.inputs.representation.value).from_params(self._params())
+        since = None if self.inputs.skip_existing.value else self.node.ctime
+        return featurized_structure_pks(rep.name, version=rep.version, params=rep.get_params(), among=pks, since=since)
+
+    def _claim(self, batch: list[int]) -> Claim:
+        claim = claim_batch(self._claim_key(), batch, self, self._current)
+        if claim.orphans:
+            self.report(f'marked calcfunction(s) {claim.orphans} of a dead daemon worker as killed; running again')
+        for holder, pks in claim.elsewhere.items():
+            self.report(f'{len(pks)} structure(s) are being featurised by process <{holder}>: left to it')
+            if holder != self.node.pk:  # another copy of this very WorkChain finishes them itself
+                self.ctx.elsewhere.setdefault(str(holder), []).extend(pks)
+        return claim
+
+    def _wait_for_claims(self) -> ToContext | None:
+        """Await the WorkChains that claimed structures of this one; then queue those they did not finish."""
+        pks = sorted({pk for pks in self.ctx.elsewhere.values() for pk in pks})
+        self.ctx.elsewhere = {}
+        left = sorted(set(pks) - self._current(pks))
+        live = live_claims(self._claim_key(), left, self)
+        if live:
+            self.ctx.elsewhere = {str(holder): members for holder, members in live.items()}
+            self.report(f'waiting for process(es) {sorted(live)} featurising {len(left)} structure(s) of this group')
+            return ToContext(**{f'claim_holder_{holder}': orm.load_node(holder) for holder in live})
+        size = self.inputs.batch_size.value
+        self.ctx.batches = [left[i : i + size] for i in range(0, len(left), size)]
+        return None
+
+    def _next_label(self) -> str:
+        """``batch_NNNN``, the next label not used by an output yet (another copy of this WorkChain may add some)."""
+        from aiida.common.links import LinkType
+
+        used = set(self.node.base.links.get_outgoing(link_type=LinkType.RETURN).all_link_labels())
+        while f'features__batch_{self.ctx.n_batches:04d}' in used:
+            self.ctx.n_batches += 1
+        return f'batch_{self.ctx.n_batches:04d}'
+
+    def run_batch(self) -> ExitCode | ToContext | None:
+        """Featurise the next batch (its claimed part) in one calcfunction; split it on an unexpected exception."""
+        if not self.ctx.batches:
+            return self._wait_for_claims()
+        claim = self._claim(self.ctx.batches.pop(0))
+        batch = claim.pks
+        if not batch:
+            return None
+        try:
+            return self._featurize(batch)
+        finally:
+            release_claim(claim)
+
+    def _featurize(self, batch: list[int]) -> ExitCode | None:
         nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch}}).all(flat=True)
         nodes.sort(key=lambda node: node.pk)
         try:
@@ -173,9 +233,10 @@ class FeaturizeGroupWorkChain(WorkChain):
             self.report(f'batch of {len(batch)} failed ({exception}); retrying as two batches')
             self.ctx.batches[:0] = [batch[:half], batch[half:]]
             return None
-        self.out(f'features.batch_{self.ctx.n_batches:04d}', features)
+        label = self._next_label()
+        self.out(f'features.{label}', features)
         if 'graphs' in process.outputs:
-            self.out(f'graphs.batch_{self.ctx.n_batches:04d}', process.outputs.graphs)
+            self.out(f'graphs.{label}', process.outputs.graphs)
         self.ctx.n_batches += 1
         return None
 
