@@ -5,6 +5,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
+# Quantum ESPRESSO (pw.x) and Debian's pseudopotentials, for the DFT workflows and their tests.
+if ! command -v pw.x >/dev/null 2>&1 || [ ! -d /usr/share/espresso/pseudo ]; then
+    if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+        echo "installing Quantum ESPRESSO (apt-get: quantum-espresso quantum-espresso-data)"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+            quantum-espresso quantum-espresso-data >/dev/null
+    else
+        echo "pw.x is missing: install Quantum ESPRESSO (Debian: apt-get install quantum-espresso quantum-espresso-data);" \
+            "the DFT workflows need it" >&2
+    fi
+fi
 if [ ! -x .venv/bin/python ]; then
     "$PYTHON" -m venv .venv
 fi

@@ -27,6 +27,7 @@ use_aiida_entry_points()
 
 __all__ = (
     'embedded_structure_pks',
+    'feature_nodes_of',
     'featurized_structure_pks',
     'featurized_structures',
     'get_embedding',
@@ -35,7 +36,9 @@ __all__ = (
     'get_features_node',
     'model_embeddings',
     'model_nodes',
+    'row_structure_uuids',
     'simulated_structure_pks',
+    'vectors_by_uuid',
 )
 
 
@@ -108,6 +111,80 @@ def get_features(
     """Return the newest feature vector of ``structure`` for a representation (see :func:`get_features_node`)."""
     features, row = get_features_node(structure, representation, version=version, params=params)
     return features.features[row]
+
+
+def row_structure_uuids(node: FeaturesData) -> tuple[list[str | None], set[int]]:
+    """The structure UUID of each row of ``node`` by provenance, and the indices of the rows that failed.
+
+    Rows follow the sorted ``structures__*`` input links of the creating process. This is what the rows mean
+    even for a cached copy (whose stored ``rows`` name the structures of the original process), so use it
+    rather than ``node.rows`` when structures may be stored more than once.
+    """
+    qb = orm.QueryBuilder()
+    qb.append(FeaturesData, filters={'id': node.pk}, tag='features')
+    qb.append(orm.ProcessNode, with_outgoing='features', tag='process')
+    qb.append(
+        orm.StructureData,
+        with_outgoing='process',
+        edge_filters={'label': {'like': 'structures__%'}},
+        edge_project='label',
+        project='uuid',
+    )
+    linked = sorted(qb.all(), key=lambda row: row[1])
+    failed_rows = {int(f['index']) for f in node.failures if 'index' in f}
+    if len(linked) == node.base.attributes.get('n_rows'):
+        return [uuid for uuid, _ in linked], failed_rows
+    return list(node.rows), failed_rows
+
+
+def vectors_by_uuid(nodes: list[FeaturesData]) -> dict[str, np.ndarray]:
+    """Structure UUID -> vector from the newest of ``nodes`` with a successful row for it (rows by provenance)."""
+    vectors: dict[str, np.ndarray] = {}
+    for node in sorted(nodes, key=lambda n: n.ctime, reverse=True):
+        uuids, failed = row_structure_uuids(node)
+        matrix = node.features
+        for row, uuid in enumerate(uuids):
+            if uuid and uuid not in vectors and row not in failed:
+                vectors[uuid] = matrix[row]
+    return vectors
+
+
+def feature_nodes_of(
+    structure_pks: list[int], representation: str, version: int, params: dict[str, Any]
+) -> dict[int, FeaturesData]:
+    """Structure pk -> the newest ``FeaturesData`` with a successful row for it, for exactly these settings.
+
+    ``representation`` is a representation's or an embedding model's name (the ``representation`` attribute),
+    ``params`` the full options as stored (their hash is compared), so vectors made any other way never match.
+    """
+    found: dict[int, FeaturesData] = {}
+    failed: dict[int, set[str]] = {}
+    filters = {
+        'attributes.representation': representation,
+        'attributes.representation_version': version,
+        'attributes.params_hash': params_hash(params),
+    }
+    pks = sorted(set(structure_pks))
+    for start in range(0, len(pks), 5000):  # bounded IN clauses
+        qb = orm.QueryBuilder()
+        qb.append(FeaturesData, filters=filters, tag='features', project='*')
+        qb.append(orm.CalculationNode, with_outgoing='features', tag='process')
+        qb.append(
+            orm.StructureData,
+            with_outgoing='process',
+            filters={'id': {'in': pks[start : start + 5000]}},
+            edge_filters={'label': {'like': 'structures__%'}},
+            project=['id', 'uuid'],
+        )
+        for node, pk, uuid in qb.all():
+            if node.pk not in failed:
+                uuids, rows = row_structure_uuids(node)
+                failed[node.pk] = {str(uuids[row]) for row in rows if row < len(uuids) and uuids[row]}
+            if uuid in failed[node.pk]:
+                continue
+            if pk not in found or node.ctime > found[pk].ctime:
+                found[pk] = node
+    return found
 
 
 def featurized_structure_pks(

@@ -20,12 +20,16 @@ from .checkpoint import ChecksumError, ModelCard, read_card, sha256_file, weight
 from .inputs import GraphInput, XrdInput
 from .networks import CRYSTAL_SYSTEMS, crystal_system_of
 from .registry import available_models, load_model, model_path
+from .regressor import FeatureRegressor, train_regressor
+
+MODEL_KINDS[FeatureRegressor.kind] = FeatureRegressor
 
 __all__ = (
     'CRYSTAL_SYSTEMS',
     'MODEL_KINDS',
     'ChecksumError',
     'CmmlModel',
+    'FeatureRegressor',
     'GraphInput',
     'ModelCard',
     'PropertyModel',
@@ -42,6 +46,7 @@ __all__ = (
     'model_path',
     'read_card',
     'sha256_file',
+    'train_regressor',
     'weights_from_bytes',
     'write_checkpoint',
 )

@@ -12,6 +12,8 @@ kind            modality     columns
 ``xrd_symmetry`` xrd         7 crystal-system then 230 space-group probabilities
 ``xrd_vae``     xrd          latent mean (2D map coordinates)
 ``property``    structure    predicted targets (crystal-encoder models) / xrd (XRD-encoder models)
+``regressor``   structure    prediction and its standard deviation (featurised with the model's
+                             representation first)
 =============== ============ ==========================================================================
 """
 
@@ -26,6 +28,7 @@ import numpy as np
 from ..representations.base import Failure
 from .base import CmmlModel, PropertyModel, TrainedModel, XrdSymmetryModel, XrdVaeModel
 from .networks import CRYSTAL_SYSTEMS
+from .regressor import FeatureRegressor
 
 __all__ = ('MODALITIES', 'ModelOutput', 'default_modality', 'output_labels', 'run_model', 'run_model_on_patterns')
 
@@ -47,6 +50,8 @@ def _modalities(model: TrainedModel) -> tuple[str, ...]:
         return ('structure', 'xrd')
     if isinstance(model, PropertyModel):
         return ('structure',) if model.network.encoder_kind == 'crystal' else ('xrd',)
+    if isinstance(model, FeatureRegressor):
+        return ('structure',)  # featurised with the model's representation first
     return ('xrd',)
 
 
@@ -80,6 +85,8 @@ def output_labels(model: TrainedModel, modality: str | None = None) -> list[str]
         return [f'z_{i}' for i in range(model.latent_dim)]
     if isinstance(model, PropertyModel):
         return list(model.targets)
+    if isinstance(model, FeatureRegressor):
+        return [model.targets[0], f'{model.targets[0]}_std']
     raise TypeError(f'no inference defined for {type(model).__name__}')
 
 
@@ -107,6 +114,8 @@ def run_model(
         matrix = model.encode_structures(items, errors='record', batch_size=batch_size)
     elif isinstance(model, PropertyModel):
         matrix = model.predict_structures(items, errors='record', batch_size=batch_size)
+    elif isinstance(model, FeatureRegressor):
+        matrix = model.predict_structures(items, errors='record')
     else:  # pragma: no cover - every kind is handled above
         raise TypeError(f'no inference defined for {type(model).__name__}')
     matrix = np.asarray(matrix, dtype=np.float32)
