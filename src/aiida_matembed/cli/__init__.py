@@ -416,4 +416,6 @@ def cmd_export(node: Any, fmt: str, output: Path, overwrite: bool) -> None:
 from . import dataset  # noqa: E402, F401  (registers the ``dataset`` subgroup)
 from . import models as _models  # noqa: E402, F401  (registers `models` and `embed`)
 from . import train as _train  # noqa: E402, F401  (registers `train`)
+from . import search as _search  # noqa: E402, F401  (registers `search`, `identify` and `map`)
 from . import importing as _importing  # noqa: E402, F401  (registers `import`)
+from . import dft as _dft  # noqa: E402, F401  (registers `dft`, `train-property`, `predict`, `screen`)
