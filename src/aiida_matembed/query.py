@@ -26,6 +26,7 @@ from .plugins import use_aiida_entry_points
 use_aiida_entry_points()
 
 __all__ = (
+    'dft_feature_table',
     'embedded_structure_pks',
     'feature_nodes_of',
     'featurized_structure_pks',
@@ -375,3 +376,60 @@ def embedded_structure_pks(
     :param include_failed: also count structures recorded as failures by that model (they were tried).
     """
     return _successful_pks(_embedding_query(model, modality), among, include_failed)
+
+
+def dft_feature_table(
+    group: orm.Group | str,
+    representation: str,
+    *,
+    process_class: Any = None,
+    structure_link: str = 'output_structure',
+    energy_link: str = 'output_parameters',
+) -> list[dict[str, Any]]:
+    """The vectors of ``representation`` of the structures output by the DFT processes of a Group, with energies.
+
+    One QueryBuilder call: Group -> DFT process -> ``output_parameters`` (energy) and ``output_structure`` ->
+    featurising process -> ``FeaturesData``. For aiida-quantumespresso's relaxations::
+
+        from aiida.plugins import WorkflowFactory
+        rows = dft_feature_table('my-relaxations', 'matembed.magpie',
+                                 process_class=WorkflowFactory('quantumespresso.pw.relax'))
+
+    :param process_class: only processes of this class (default: any process in the Group).
+    :returns: one dict per process with ``process``, ``structure`` (pks), ``energy`` (eV, as the output holds
+        it), ``features`` (pk of the newest FeaturesData with a successful row for it) and ``vector`` (numpy).
+    """
+    group = group if isinstance(group, orm.Group) else orm.load_group(group)
+    qb = orm.QueryBuilder()
+    qb.append(orm.Group, filters={'id': group.pk}, tag='group')
+    qb.append(process_class or orm.ProcessNode, with_group='group', tag='dft', project='id')
+    qb.append(orm.Dict, with_incoming='dft', edge_filters={'label': energy_link}, project='attributes.energy')
+    qb.append(
+        orm.StructureData,
+        with_incoming='dft',
+        edge_filters={'label': structure_link},
+        tag='structure',
+        project=['id', 'uuid'],
+    )
+    qb.append(orm.CalculationNode, with_incoming='structure', tag='featurize')
+    qb.append(
+        FeaturesData, with_incoming='featurize', filters={'attributes.representation': representation}, project='*'
+    )
+    qb.order_by({FeaturesData: {'ctime': 'desc'}})
+    rows = []
+    seen: set[int] = set()
+    for process_pk, energy, structure_pk, uuid, features in qb.all():
+        uuids, failed = row_structure_uuids(features)
+        if process_pk in seen or uuid not in uuids or uuids.index(uuid) in failed:
+            continue
+        seen.add(process_pk)
+        rows.append(
+            {
+                'process': process_pk,
+                'structure': structure_pk,
+                'energy': energy,
+                'features': features.pk,
+                'vector': features.features[uuids.index(uuid)],
+            }
+        )
+    return rows

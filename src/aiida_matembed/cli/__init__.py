@@ -54,12 +54,10 @@ def _load_structures(pks: list[int]) -> list[Any]:
 
 
 def _group_structure_pks(group: Any) -> list[int]:
-    """Return the pks of every ``StructureData`` in ``group``, in increasing order."""
-    from aiida import orm
+    """Pks of the structures of ``group`` (finished DFT processes give their output structure), increasing."""
+    from ..dft.processes import group_members
 
-    query = orm.QueryBuilder().append(orm.Group, filters={'id': group.pk}, tag='group')
-    query.append(orm.StructureData, with_group='group', project='id')
-    return sorted(query.all(flat=True))
+    return group_members(group).structure_pks
 
 
 def _formula(node: Any) -> str:
@@ -414,8 +412,8 @@ def cmd_export(node: Any, fmt: str, output: Path, overwrite: bool) -> None:
 
 
 from . import dataset  # noqa: E402, F401  (registers the ``dataset`` subgroup)
-from . import models as _models  # noqa: E402, F401  (registers `models` and `embed`)
-from . import train as _train  # noqa: E402, F401  (registers `train`)
-from . import search as _search  # noqa: E402, F401  (registers `search`, `identify` and `map`)
-from . import importing as _importing  # noqa: E402, F401  (registers `import`)
 from . import dft as _dft  # noqa: E402, F401  (registers `dft`, `train-property`, `predict`, `screen`)
+from . import importing as _importing  # noqa: E402, F401  (registers `import`)
+from . import models as _models  # noqa: E402, F401  (registers `models` and `embed`)
+from . import search as _search  # noqa: E402, F401  (registers `search`, `identify` and `map`)
+from . import train as _train  # noqa: E402, F401  (registers `train`)

@@ -26,10 +26,10 @@ TASKS = ('embed', 'featurize', 'xrd')
 
 
 def group_structure_pks(group: orm.Group) -> list[int]:
-    """Pks of the ``StructureData`` of ``group``, sorted."""
-    query = orm.QueryBuilder().append(orm.Group, filters={'id': group.pk}, tag='group')
-    query.append(orm.StructureData, with_group='group', project='id')
-    return sorted(query.all(flat=True))
+    """Pks of the structures of ``group`` (finished DFT processes give their output structure), sorted."""
+    from ..dft.processes import group_members
+
+    return group_members(group).structure_pks
 
 
 def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:

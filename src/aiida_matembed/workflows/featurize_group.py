@@ -9,6 +9,7 @@ from aiida.engine import ExitCode, ToContext, WorkChain, while_
 
 from ..calculations.featurize import featurize_structures
 from ..core.representations import load_representation_class
+from ..dft.processes import group_members
 from ..query import featurized_structure_pks
 from .claims import Claim, claim_batch, claim_key, live_claims, release_claim
 
@@ -57,15 +58,19 @@ def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
 
 
 def pending_structure_pks(
-    group: orm.Group, representation: str, params: dict[str, Any] | None = None, *, skip_existing: bool = True
+    group: orm.Group,
+    representation: str,
+    params: dict[str, Any] | None = None,
+    *,
+    skip_existing: bool = True,
+    structure_link: str = 'output_structure',
 ) -> list[int]:
-    """Pks of the Group's structures that have no current (same version and options) successful row."""
-    pks = sorted(
-        orm.QueryBuilder()
-        .append(orm.Group, filters={'id': group.pk}, tag='group')
-        .append(orm.StructureData, with_group='group', project='id')
-        .all(flat=True)
-    )
+    """Pks of the Group's structures that have no current (same version and options) successful row.
+
+    The Group may hold structures and finished DFT processes of any plugin, which stand for their output
+    structure ``structure_link`` (:func:`aiida_matembed.dft.processes.group_members`).
+    """
+    pks = group_members(group, structure_link=structure_link).structure_pks
     if not skip_existing or not pks:
         return pks
     rep = load_representation_class(representation).from_params(params or {})
@@ -89,12 +94,10 @@ def resolve_params(
     from pymatgen.core import Composition
 
     rep = load_representation_class(representation).from_params(params or {})
-    query = orm.QueryBuilder()
     if group is not None:
-        query.append(orm.Group, filters={'id': group.pk}, tag='group')
-        query.append(orm.StructureData, with_group='group', project='attributes.kinds')
-    else:
-        query.append(orm.StructureData, filters={'id': {'in': list(pks or [])}}, project='attributes.kinds')
+        pks = group_members(group).structure_pks
+    query = orm.QueryBuilder()
+    query.append(orm.StructureData, filters={'id': {'in': list(pks or [])}}, project='attributes.kinds')
     symbols = {symbol for kinds in query.all(flat=True) for kind in kinds or [] for symbol in kind['symbols']}
     try:
         composition = Composition({symbol: 1 for symbol in symbols})
@@ -131,6 +134,12 @@ class FeaturizeGroupWorkChain(WorkChain):
             default=lambda: orm.Bool(False),
             help="For a graph representation, also store each batch's graphs (a `graphs` output per batch).",
         )
+        spec.input(
+            'structure_link',
+            valid_type=orm.Str,
+            default=lambda: orm.Str('output_structure'),
+            help='For DFT processes in the Group: the output link of the structure they stand for.',
+        )
         spec.inputs.validator = _validate_inputs
         spec.outline(cls.setup, while_(cls.has_batch)(cls.run_batch), cls.finalize)  # type: ignore[arg-type]
         spec.output_namespace('features', valid_type=orm.Data, dynamic=True, help='One FeaturesData per batch.')
@@ -150,6 +159,7 @@ class FeaturizeGroupWorkChain(WorkChain):
             self.inputs.representation.value,
             self._params(),
             skip_existing=self.inputs.skip_existing.value,
+            structure_link=self.inputs.structure_link.value,
         )
         size = self.inputs.batch_size.value
         self.ctx.batches = [pending[i : i + size] for i in range(0, len(pending), size)]
