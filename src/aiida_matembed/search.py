@@ -204,7 +204,9 @@ def _rows_query(source: VectorSource, params: dict[str, Any], pks: list[int]) ->
         qb.add_filter('structure', {'id': {'in': pks[start : start + 5000]}})
         qb.add_projection('structure', ['id', 'uuid'])
         qb.add_projection('features', ['id', 'uuid'])
-        out.extend(tuple(row) for row in qb.all())
+        for row in qb.iterdict():
+            s, f = row['structure'], row['features']
+            out.append((s['id'], s['uuid'], f['id'], f['uuid']))
     return out
 
 
@@ -238,7 +240,7 @@ def group_vectors(
     vectors: dict[int, np.ndarray] = {}
     for features_pk, members in by_features.items():
         node = orm.load_node(features_pk)
-        assert isinstance(node, FeaturesData)
+        assert isinstance(node, FeaturesData), node
         matrix = node.features
         position = {uuid: i for i, uuid in enumerate(node.rows) if uuid}
         for structure_pk in members:

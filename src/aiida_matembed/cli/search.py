@@ -155,7 +155,7 @@ def cmd_identify(
 
     try:
         measured = read_pattern(pattern)
-        result, stored = identify_in_group(
+        result, summary, stored = identify_in_group(
             measured,
             group,
             wavelength=_wavelength(wavelength),
@@ -171,7 +171,6 @@ def cmd_identify(
         from ..core.search.identify import plot_identification
 
         plot_identification(result, path=plot_path, title=pattern.name)
-    summary = result.as_dict()
     if stored is not None:
         summary['node'] = {'pk': stored.pk, 'uuid': stored.uuid}
     if as_json:
