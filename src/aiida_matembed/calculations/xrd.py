@@ -21,7 +21,7 @@ from .batch import (
     structures_namespace,
 )
 
-__all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_DEFAULTS', 'simulate_xrd', 'simulate_xrd_structures')
+__all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_DEFAULTS', 'XRD_LABELS_VERSION', 'simulate_xrd', 'simulate_xrd_structures')
 
 SIMULATE_XRD_IDENTIFIER = 'aiida.calculations:matembed.simulate_xrd'
 """Caching identifier of :func:`simulate_xrd` (for ``verdi config set caching.enabled_for``)."""
@@ -34,8 +34,14 @@ XRD_DEFAULTS: dict[str, Any] = {
     'fwhm': 0.1,
     'eta': 0.5,
     'doublet': False,
+    'hkl_setting': 'conventional',
 }
-"""Settings of :func:`simulate_xrd` when not given (Cu K-alpha, 10-110° in 0.02° steps, Suzuki et al. 2022)."""
+"""Settings of :func:`simulate_xrd` when not given (Cu K-alpha, 10-110° in 0.02° steps, Suzuki et al. 2022; peaks
+labelled with the Miller indices of the conventional standard cell)."""
+
+XRD_LABELS_VERSION = 2
+"""Version of the peak labels (2: conventional standard setting), recorded on each process so it enters the cache
+key: patterns stored before with other labels are not reused."""
 
 
 def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
@@ -44,7 +50,10 @@ def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
     if unknown:
         raise ValueError(f'unknown XRD option(s) {unknown}; valid options: {sorted(XRD_DEFAULTS)}')
     simulator = XrdSimulator(
-        settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings['doublet'])
+        settings['wavelength'],
+        tuple(settings['two_theta_range']),
+        doublet=bool(settings['doublet']),
+        hkl_setting=settings['hkl_setting'],
     )
     # checks the profile options (grid, shape, width, eta) on an empty batch, before anything is stored
     simulator.profiles_many(
@@ -60,7 +69,8 @@ def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str,
     """Simulate peaks and gridded profiles of the structures in the ``structures`` namespace.
 
     :param parameters: ``wavelength`` (anode or Å), ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``,
-        ``doublet`` (K-alpha1/K-alpha2 in the profiles; peaks at K-alpha1).
+        ``doublet`` (K-alpha1/K-alpha2 in the profiles; peaks at K-alpha1), ``hkl_setting`` (``conventional``:
+        Miller indices of the conventional standard cell; ``input``: of the cell as stored).
     :returns: ``patterns`` (one :class:`XrdPatternsData`) and, if any row failed, ``failures`` (a ``List``).
     """
     nodes = structures_namespace(kwargs)
@@ -86,7 +96,12 @@ def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str,
     return outputs
 
 
-link_inputs_in_bulk(simulate_xrd)
+def _record_labels_version(process: Any) -> None:
+    """Put :data:`XRD_LABELS_VERSION` on the process node before it is hashed (so it enters the cache key)."""
+    process.node.base.attributes.set('xrd_labels_version', XRD_LABELS_VERSION)
+
+
+link_inputs_in_bulk(simulate_xrd, after_inputs=_record_labels_version)
 
 
 def simulate_xrd_structures(

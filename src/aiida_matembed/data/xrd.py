@@ -15,7 +15,17 @@ from ..core.xrd import Peaks
 __all__ = ('XrdPatternsData',)
 
 
-_QUERYABLE = ('wavelength', 'wavelength_angstrom', 'two_theta_range', 'step', 'shape', 'fwhm', 'eta', 'doublet')
+_QUERYABLE = (
+    'wavelength',
+    'wavelength_angstrom',
+    'two_theta_range',
+    'step',
+    'shape',
+    'fwhm',
+    'eta',
+    'doublet',
+    'hkl_setting',
+)
 
 
 class XrdPatternsData(orm.ArrayData):
@@ -27,7 +37,8 @@ class XrdPatternsData(orm.ArrayData):
     * attributes (queryable): ``wavelength`` (as given: anode name or Å), ``wavelength_angstrom``,
       ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``, ``doublet``, ``settings`` (all options),
       ``n_patterns``, ``n_failed``;
-    * repository ``meta.json``: ``rows`` (structure UUIDs), ``hkls`` (families of each peak) and ``failures``.
+    * repository ``meta.json``: ``rows`` (structure UUIDs), ``hkls`` (families of each peak, Miller indices of the
+      conventional standard cell unless ``hkl_settings`` says ``'input'`` for that row) and ``failures``.
     """
 
     _META = 'meta.json'
@@ -65,7 +76,13 @@ class XrdPatternsData(orm.ArrayData):
             self.set_array(name, np.concatenate(parts) if parts else np.zeros(0))
         self.set_array('peak_ptr', np.concatenate([[0], np.cumsum(counts)]).astype(np.int64))
         hkls = [[[[list(hkl), mult] for hkl, mult in family.items()] for family in p.hkls] for p in peaks]
-        meta = {'rows': rows, 'hkls': hkls, 'failures': [dict(f) for f in failures or []]}
+        settings_of_hkls = [p.hkl_setting for p in peaks]
+        meta = {
+            'rows': rows,
+            'hkls': hkls,
+            'hkl_settings': settings_of_hkls,
+            'failures': [dict(f) for f in failures or []],
+        }
         self.base.repository.put_object_from_filelike(io.BytesIO(json.dumps(meta).encode()), self._META)  # type: ignore[arg-type]
         self.base.attributes.set_many(
             {
@@ -103,11 +120,14 @@ class XrdPatternsData(orm.ArrayData):
         """The :class:`Peaks` of pattern ``row`` (hkl families included)."""
         ptr = self.get_array('peak_ptr')
         part = slice(int(ptr[row]), int(ptr[row + 1]))
-        families = [{tuple(hkl): mult for hkl, mult in peak} for peak in self._meta()['hkls'][row]]
+        meta = self._meta()
+        families = [{tuple(hkl): mult for hkl, mult in peak} for peak in meta['hkls'][row]]
+        settings_of_hkls = meta.get('hkl_settings') or []
         return Peaks(
             two_theta=self.get_array('peak_two_theta')[part],
             intensity=self.get_array('peak_intensity')[part],
             hkls=families,
             d_spacing=self.get_array('peak_d_spacing')[part],
             multiplicity=self.get_array('peak_multiplicity')[part],
+            setting=settings_of_hkls[row] if row < len(settings_of_hkls) else 'input',
         )

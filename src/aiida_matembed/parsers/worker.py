@@ -148,6 +148,7 @@ class WorkerParser(Parser):
 
         ptr = arrays['peak_ptr']
         hkls = json.loads(str(arrays['hkls']))
+        settings_of_hkls = list(meta.get('hkl_settings') or [])
         if len(ptr) != len(uuids) + 1 or len(arrays['profiles']) != len(uuids):
             raise ValueError(f'patterns for {len(ptr) - 1} structures, expected {len(uuids)}')
         peaks = []
@@ -160,6 +161,7 @@ class WorkerParser(Parser):
                     hkls=[{tuple(hkl): mult for hkl, mult in family} for family in hkls[row]],
                     d_spacing=arrays['peak_d_spacing'][part],
                     multiplicity=arrays['peak_multiplicity'][part],
+                    setting=settings_of_hkls[row] if row < len(settings_of_hkls) else None,
                 )
             )
         return XrdPatternsData(

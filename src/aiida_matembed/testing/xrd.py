@@ -44,10 +44,18 @@ def compare_with_pymatgen(
     threshold: float = 0.5,
     two_theta_tol: float = 1e-3,
     intensity_tol: float = 0.5,
+    labels: Any = None,
 ) -> PeakAgreement:
-    """Compare our peaks with a pymatgen ``DiffractionPattern`` (``x``, ``y``, ``hkls``)."""
+    """Compare our peaks with a pymatgen ``DiffractionPattern`` (``x``, ``y``, ``hkls``).
+
+    :param labels: the pymatgen pattern whose hkl families are compared (default ``expected``): for peaks
+        labelled in the conventional standard setting, pymatgen's pattern of the standard conventional cell
+        (``SpacegroupAnalyzer.get_refined_structure()``), matched to ``expected`` by 2θ.
+    """
     result = PeakAgreement()
     x, y = np.asarray(expected.x), np.asarray(expected.y)
+    labels = expected if labels is None else labels
+    label_x = np.asarray(labels.x)
     for k in np.flatnonzero(y > threshold):
         if not len(ours):
             result.problems.append(f'pymatgen peak at {x[k]:.4f}° ({y[k]:.2f}) missing')
@@ -63,8 +71,10 @@ def compare_with_pymatgen(
         if d_intensity > intensity_tol:
             result.problems.append(f'peak at {x[k]:.4f}°: intensity {ours.intensity[nearest]:.3f} vs {y[k]:.3f}')
         mine = {(hkl, mult) for hkl, mult in ours.hkls[nearest].items()}
-        if mine != _families(expected.hkls[k]):
-            result.problems.append(f'peak at {x[k]:.4f}°: hkl families {sorted(mine)} vs {expected.hkls[k]}')
+        label = int(np.argmin(np.abs(label_x - x[k]))) if len(label_x) else -1
+        theirs = labels.hkls[label] if label >= 0 and abs(label_x[label] - x[k]) <= two_theta_tol else []
+        if mine != _families(theirs):
+            result.problems.append(f'peak at {x[k]:.4f}°: hkl families {sorted(mine)} vs {theirs}')
     for k in np.flatnonzero(ours.intensity > threshold):
         if not len(x) or np.abs(x - ours.two_theta[k]).min() > two_theta_tol:
             result.problems.append(f'extra peak at {ours.two_theta[k]:.4f}° ({ours.intensity[k]:.2f})')

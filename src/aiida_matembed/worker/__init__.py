@@ -158,7 +158,8 @@ def _xrd(task: dict[str, Any], structures: list[Any], device: str) -> dict[str, 
         'peak_ptr': np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         'hkls': np.asarray(json.dumps(hkls)),
     }
-    return {'arrays': arrays, 'failures': failures, 'meta': {'settings': settings}}
+    meta = {'settings': settings, 'hkl_settings': [p.hkl_setting for p in peaks]}
+    return {'arrays': arrays, 'failures': failures, 'meta': meta}
 
 
 def run_task(task: dict[str, Any], folder: Path) -> dict[str, Any]:

@@ -70,21 +70,102 @@ class HklFamilies(Sequence[dict[tuple[int, ...], int]]):
     """The hkl families of each peak, stored as arrays and turned into dicts only when read.
 
     ``families[i]`` is ``{representative hkl: multiplicity}`` for peak ``i``; compares equal to a list of
-    such dicts.
+    such dicts. Families made by :meth:`deferred` are in the conventional standard setting (:mod:`.hkl`),
+    computed when first read; :attr:`setting` says which cell the indices refer to.
     """
 
-    __slots__ = ('counts', 'ptr', 'representatives')
+    __slots__ = ('_counts', '_n', '_pending', '_ptr', '_representatives', '_setting')
 
-    def __init__(self, representatives: np.ndarray, counts: np.ndarray, ptr: np.ndarray) -> None:
-        self.representatives = representatives
+    def __init__(
+        self, representatives: np.ndarray, counts: np.ndarray, ptr: np.ndarray, setting: str = 'input'
+    ) -> None:
+        self._representatives = representatives
+        self._counts = counts
+        self._ptr = ptr
+        self._setting = setting
+        self._n = len(ptr) - 1
+        self._pending: tuple[Any, ...] | None = None
+
+    @classmethod
+    def deferred(
+        cls,
+        fallback: HklFamilies,
+        hkl: np.ndarray,
+        two_theta: np.ndarray,
+        peak_two_theta: np.ndarray,
+        multiplicity: np.ndarray,
+        cell: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray],
+        wavelength: float,
+    ) -> HklFamilies:
+        """Families in the conventional standard setting, computed from the reflections when first read.
+
+        :param fallback: the families on the input cell (used where no standard cell applies).
+        :param hkl: ``(M, 3)`` indices of the structure's reflections sorted by 2θ bin (:data:`TWO_THETA_TOL`)
+            and ``two_theta`` their 2θ (degrees).
+        :param peak_two_theta: 2θ of each kept peak (its smallest member) and ``multiplicity`` twice its members.
+        :param cell: ``(lattice, frac, z, occupancy)`` of the structure's scatterers.
+        :param wavelength: the wavelength (Å) the peaks were computed with.
+        """
+        families = cls(fallback._representatives, fallback._counts, fallback._ptr, 'input')
+        families._pending = (hkl, two_theta, peak_two_theta, multiplicity, cell, wavelength)
+        return families
+
+    def _resolve(self) -> None:
+        if self._pending is None:
+            return
+        from .hkl import conventional_labels, site_types
+
+        hkl, two_theta, peak_two_theta, multiplicity, (lattice, frac, z, occupancy), wavelength = self._pending
+        self._pending = None
+        if self._n == 0:
+            return
+        bins = np.rint(np.asarray(two_theta) / TWO_THETA_TOL)
+        first = np.searchsorted(bins, np.rint(np.asarray(peak_two_theta) / TWO_THETA_TOL), side='left')
+        lengths = np.asarray(multiplicity, dtype=np.int64) // 2
+        starts = np.cumsum(lengths) - lengths
+        rows = np.repeat(first, lengths) + (np.arange(int(lengths.sum())) - np.repeat(starts, lengths))
+        peak_of = np.repeat(np.arange(self._n), lengths)
+        site_frac, types = site_types(np.asarray(z), np.asarray(occupancy), np.asarray(frac))
+        labels = conventional_labels(
+            np.asarray(hkl)[rows],
+            peak_of,
+            np.asarray(lattice),
+            site_frac,
+            types,
+            peak_two_theta=np.asarray(peak_two_theta),
+            wavelength=wavelength,
+        )
+        if labels.setting == 'input':
+            return  # the kernel's families on the input cell
+        self._representatives, self._counts, self._setting = labels.representatives, labels.counts, labels.setting
+        self._ptr = np.searchsorted(labels.family_peak, np.arange(self._n + 1))
+
+    @property
+    def representatives(self) -> np.ndarray:
         """``(F, 3)`` (or ``(F, 4)`` for hexagonal cells) representative Miller indices of every family."""
-        self.counts = counts
+        self._resolve()
+        return self._representatives
+
+    @property
+    def counts(self) -> np.ndarray:
         """``(F,)`` number of reflections in each family."""
-        self.ptr = ptr
+        self._resolve()
+        return self._counts
+
+    @property
+    def ptr(self) -> np.ndarray:
         """``(n_peaks + 1,)``: the families of peak ``i`` are ``ptr[i]:ptr[i + 1]``."""
+        self._resolve()
+        return self._ptr
+
+    @property
+    def setting(self) -> str:
+        """``'conventional'`` (standard conventional cell, :mod:`.hkl`) or ``'input'`` (the cell as given)."""
+        self._resolve()
+        return self._setting
 
     def __len__(self) -> int:
-        return len(self.ptr) - 1
+        return self._n
 
     @overload
     def __getitem__(self, index: int) -> dict[tuple[int, ...], int]: ...
@@ -97,8 +178,9 @@ class HklFamilies(Sequence[dict[tuple[int, ...], int]]):
         if not -n <= index < n:
             raise IndexError(f'peak {index} out of range ({n} peaks)')
         index %= n
-        rows = range(int(self.ptr[index]), int(self.ptr[index + 1]))
-        return {tuple(int(v) for v in self.representatives[k]): int(self.counts[k]) for k in rows}
+        ptr, representatives, counts = self.ptr, self._representatives, self._counts
+        rows = range(int(ptr[index]), int(ptr[index + 1]))
+        return {tuple(int(v) for v in representatives[k]): int(counts[k]) for k in rows}
 
     def __eq__(self, other: object) -> bool:
         if isinstance(other, (HklFamilies, list, tuple)):
@@ -120,16 +202,24 @@ class Peaks:
     intensity: np.ndarray
     """Intensities scaled so that the strongest peak is 100."""
     hkls: Sequence[dict[tuple[int, ...], int]]
-    """hkl families of each peak: representative Miller indices (4 for hexagonal cells) -> multiplicity."""
+    """hkl families of each peak: representative Miller indices (4 for hexagonal cells) -> multiplicity, in the
+    conventional standard setting (:mod:`.hkl`) unless :attr:`hkl_setting` says ``'input'``."""
     d_spacing: np.ndarray
     """Interplanar spacings (Å)."""
     multiplicity: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=int))
     """Number of reflections merged into each peak."""
     error: str | None = None
     """Why the structure failed (``peaks_many(errors='record')``); the arrays are then empty."""
+    setting: str | None = None
+    """Which cell the indices of :attr:`hkls` refer to, when ``hkls`` is a plain list (read back from storage)."""
 
     def __len__(self) -> int:
         return len(self.two_theta)
+
+    @property
+    def hkl_setting(self) -> str:
+        """Which cell the Miller indices of :attr:`hkls` refer to: ``'conventional'`` (standard) or ``'input'``."""
+        return self.setting or str(getattr(self.hkls, 'setting', 'input'))
 
     @classmethod
     def failed(cls, exception: BaseException | str) -> Peaks:
@@ -156,6 +246,10 @@ class XrdSimulator:
         companion at ``2 asin(λ2 sin θ1 / λ1)`` with ``kalpha2_ratio`` times its intensity (corrected for
         the Lorentz-polarisation factor at the new angle).
     :param kalpha2_ratio: K-alpha2 / K-alpha1 intensity ratio (0.5, the usual value for Cu).
+    :param hkl_setting: ``'conventional'`` (default): label peaks with the Miller indices of the conventional
+        standard cell of each structure (:mod:`.hkl`; computed when the labels are first read), as powder
+        diffraction cards do; ``'input'``: with the indices of the cell as given. Positions and intensities do
+        not depend on it.
     """
 
     def __init__(
@@ -166,7 +260,11 @@ class XrdSimulator:
         *,
         doublet: bool = False,
         kalpha2_ratio: float = 0.5,
+        hkl_setting: Literal['conventional', 'input'] = 'conventional',
     ) -> None:
+        if hkl_setting not in ('conventional', 'input'):
+            raise ValueError(f"hkl_setting must be 'conventional' or 'input', got {hkl_setting!r}")
+        self.hkl_setting = hkl_setting
         self.wavelength = resolve_wavelength(wavelength)
         self.wavelength2: float | None = None
         self.kalpha2_ratio = float(kalpha2_ratio)
@@ -375,17 +473,39 @@ class XrdSimulator:
                 MERGE_TOLERANCE, SCALED_INTENSITY_TOL,
             )
         )  # fmt: skip
+        conventional = self.hkl_setting == 'conventional'
+        if conventional:
+            hkl_rows, two_theta_rows = reflections.hkl.cpu().numpy(), reflections.two_theta.cpu().numpy()
+            lattices, site_ptr = scatterers.lattice, scatterers.ptr
         out = []
         for s in range(n_structures):
             lo, hi = int(peak_ptr[s]), int(peak_ptr[s + 1])
             f_lo, f_hi = int(family_ptr[lo]), int(family_ptr[hi])
+            families = HklFamilies(
+                representatives[f_lo:f_hi, : columns[s]], counts[f_lo:f_hi], family_ptr[lo : hi + 1] - f_lo
+            )
+            if conventional:
+                r_lo, r_hi, a_lo, a_hi = int(offsets[s]), int(offsets[s + 1]), int(site_ptr[s]), int(site_ptr[s + 1])
+                cell = (
+                    lattices[s],
+                    scatterers.frac[a_lo:a_hi],
+                    scatterers.z[a_lo:a_hi],
+                    scatterers.occupancy[a_lo:a_hi],
+                )
+                families = HklFamilies.deferred(
+                    families,
+                    hkl_rows[r_lo:r_hi],
+                    two_theta_rows[r_lo:r_hi],
+                    two_theta[lo:hi],
+                    multiplicity[lo:hi],
+                    cell,
+                    self.wavelength,
+                )
             out.append(
                 Peaks(
                     two_theta=two_theta[lo:hi],
                     intensity=intensity[lo:hi],
-                    hkls=HklFamilies(
-                        representatives[f_lo:f_hi, : columns[s]], counts[f_lo:f_hi], family_ptr[lo : hi + 1] - f_lo
-                    ),
+                    hkls=families,
                     d_spacing=d_spacing[lo:hi],
                     multiplicity=multiplicity[lo:hi],
                 )
@@ -503,14 +623,35 @@ class XrdSimulator:
         rank = np.cumsum(keep) - 1
         selected = keep[group[members]]
         indices = hkl[members][selected]
-        if structure.lattice.is_hexagonal():
-            indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
-        representatives, counts, family_peak = family_arrays(indices, rank[group[members]][selected])
+        peak_of = rank[group[members]][selected]
+        n_kept = int(keep.sum())
+        families: HklFamilies | None = None
+        if self.hkl_setting == 'conventional':
+            from .hkl import conventional_labels, structure_types
+
+            site_frac, types = structure_types(structure)
+            labels = conventional_labels(
+                indices,
+                peak_of,
+                structure.lattice.matrix,
+                site_frac,
+                types,
+                peak_two_theta=two_theta[first][keep],
+                wavelength=self.wavelength,
+            )
+            if labels.setting == 'conventional':
+                ptr = np.searchsorted(labels.family_peak, np.arange(n_kept + 1))
+                families = HklFamilies(labels.representatives, labels.counts, ptr, 'conventional')
+        if families is None:
+            if structure.lattice.is_hexagonal():
+                indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
+            representatives, counts, family_peak = family_arrays(indices, peak_of)
+            families = HklFamilies(representatives, counts, np.searchsorted(family_peak, np.arange(n_kept + 1)))
         kept = summed[keep]
         return Peaks(
             two_theta=two_theta[first][keep],
             intensity=kept / kept.max() * 100,
-            hkls=HklFamilies(representatives, counts, np.searchsorted(family_peak, np.arange(int(keep.sum()) + 1))),
+            hkls=families,
             d_spacing=1.0 / g[first][keep],
             multiplicity=2 * np.diff(bounds)[keep],
         )
@@ -584,12 +725,16 @@ def patterns_from_settings(
     """Peaks, grid and profiles of a batch from one settings dictionary (``errors='record'``).
 
     The settings are those of the ``matembed.simulate_xrd`` calcfunction and of the worker's ``xrd`` task:
-    ``wavelength``, ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta`` and optionally ``doublet``.
+    ``wavelength``, ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta`` and optionally ``doublet`` and
+    ``hkl_setting`` (``'conventional'``, the default, or ``'input'``; see :class:`XrdSimulator`).
 
     :raises KeyError: for a missing setting; :raises ValueError: for a bad one.
     """
     simulator = XrdSimulator(
-        settings['wavelength'], tuple(settings['two_theta_range']), doublet=bool(settings.get('doublet', False))
+        settings['wavelength'],
+        tuple(settings['two_theta_range']),
+        doublet=bool(settings.get('doublet', False)),
+        hkl_setting=settings.get('hkl_setting', 'conventional'),
     )
     return simulator.patterns_many(
         structures,
