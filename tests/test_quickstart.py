@@ -20,6 +20,7 @@ def test_quickstart_runs_and_is_idempotent(aiida_profile_clean, capsys, tmp_path
     assert '(18 x 237, 0 failed)' in first
     assert 'XRD pattern -> its own structure first:' in first and 'of 17' in first
     assert 'CuAu (disordered fcc)' in first and 'disordered' in first
+    assert 'cosine distance' in first and 'best match LiCoO2' in first and "phases ['LiCoO2']" in first
     assert quickstart.main(argv) == 0
     second = capsys.readouterr().out
     assert 'reusing group' in second and 'already up to date' in second

@@ -120,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
 
     _simulate_xrd(group, args.output_dir)
     _learned_models(group)
+    _search_and_identify(group, args.output_dir)
 
     print(
         '\nHow to query what was stored:\n'
@@ -241,6 +242,41 @@ def _learned_models(group: Any) -> None:
     hits = int((rank == 0).sum())
     print(f'  XRD pattern -> its own structure first: {hits} of {len(ordered)}')
 
+
+def _search_and_identify(group: Any, output_dir: str) -> None:
+    """Nearest neighbours of LiCoO2 through the search index, and a 'measured' pattern identified among the Group."""
+    from pathlib import Path
+
+    from aiida import orm
+
+    from aiida_matembed.core.xrd import MeasuredPattern, XrdAugmentation, XrdSimulator
+    from aiida_matembed.identify import identify_in_group
+    from aiida_matembed.search import VectorSource, similar_structures
+
+    nodes = {n.label: n for n in group.nodes if isinstance(n, orm.StructureData)}
+    query = nodes['LiCoO2 (alpha-NaFeO2 type)']
+    found = similar_structures(query, group, VectorSource(representation='matembed.magpie'), k=3)
+    print('\nverdi data matembed search <LiCoO2 pk> -G matembed/examples -r matembed.magpie -k 3:')
+    for n in found:
+        print(f'  {n.formula:<10} pk {n.pk:<6} cosine distance {n.distance:.4f}')
+    # a 'measured' pattern: LiCoO2 expanded by 1.5 %, with K-alpha2, zero shift, texture, background and noise
+    strained = query.get_pymatgen().copy()
+    strained.scale_lattice(strained.volume * 1.015**3)
+    simulator = XrdSimulator('CuKa', (10, 110), doublet=True)
+    augment = XrdAugmentation(noise=0.01, background=0.05, zero_shift=0.08, preferred_orientation=(0.8, 1.2))
+    grid, profiles = simulator.profiles_many([strained], augment=augment, seed=3)
+    result, summary, _ = identify_in_group(MeasuredPattern(grid, profiles[0] * 1e4, None, 'LiCoO2-like'), group)
+    best = summary['matches'][0]
+    print(
+        f'verdi data matembed identify measured.xy -G matembed/examples: best match {best["formula"]} '
+        f'(score {best["score"]:.2f}, d scale {best["d_scale"]:.3f}, zero shift {best["zero_shift"]:+.3f}°), '
+        f'phases {[p["formula"] for p in summary["phases"]]}'
+    )
+    from aiida_matembed.core.search.identify import plot_identification
+
+    path = Path(output_dir) / 'identify_LiCoO2.png'
+    plot_identification(result, path=path, title='LiCoO2-like pattern identified among the examples')
+    print(f'  plot of the fit: {path}')
 
 if __name__ == '__main__':
     raise SystemExit(main())
