@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Any, NamedTuple, cast
 
 import numpy as np
@@ -57,4 +58,31 @@ def bad_inputs() -> list[BadInput]:
         ),
         BadInput('not a structure', 42, 'expected a pymatgen Structure'),
         BadInput('non-periodic ASE Atoms', Atoms('H2', positions=[[0, 0, 0], [0.74, 0, 0]]), 'pbc'),
+        BadInput('infinite coordinates', _infinite_coordinates(), 'infinite coordinates'),
+        BadInput(
+            'atoms 0.035 Å apart across the periodic boundary',
+            Structure(cubic, ['Na', 'Cl'], cast(Any, [[0.0001, 0.5, 0.5], [0.9914, 0.5, 0.5]])),
+            'overlapping atoms',
+        ),
+        BadInput('1 km cell', Structure(Lattice.cubic(1e13), ['Na', 'Cl'], half), 'longer than'),
+        BadInput('10,000-atom cell', _large_cell(), 'more than'),
     ]
+
+
+def _infinite_coordinates() -> Any:
+    from pymatgen.core import Lattice, Structure
+
+    structure = Structure(Lattice.cubic(4.0), ['Na', 'Cl'], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    structure.replace(0, 'Na', [np.inf, 0, 0])
+    return structure
+
+
+@cache
+def _large_cell() -> Any:
+    """A 10,000-atom NaCl supercell (made once; representations must not modify their inputs)."""
+    from pymatgen.core import Lattice, Structure
+
+    frac = np.stack(np.meshgrid(*[np.arange(20)] * 2, np.arange(25), indexing='ij'), axis=-1).reshape(-1, 3)
+    frac = (frac + 0.25) / np.array([20, 20, 25])
+    species = ['Na', 'Cl'] * (len(frac) // 2)
+    return Structure(Lattice.orthorhombic(56.4, 56.4, 70.5), species, frac)

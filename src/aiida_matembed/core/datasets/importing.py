@@ -193,7 +193,7 @@ def _sniff(path: Path) -> str | None:
     if head.startswith(b'SQLite format 3'):
         return 'ase-db'
     try:
-        text = head.decode('utf-8')
+        text = head.decode('utf-16') if head.startswith((b'\xff\xfe', b'\xfe\xff')) else head.decode('utf-8')
     except UnicodeDecodeError:
         return None
     stripped = text.lstrip()
@@ -267,6 +267,8 @@ def _binary_hint(path: Path) -> str:
         head = path.read_bytes()[:4096]
     except OSError:
         return ''
+    if head.startswith((b'\xff\xfe', b'\xfe\xff', b'\xef\xbb\xbf')):
+        return ''
     try:
         head.decode('utf-8')
     except UnicodeDecodeError:
@@ -283,6 +285,16 @@ def _format_hint(path: Path, chosen: str) -> str:
     return ''
 
 
+def _read_text(path: Path) -> str:
+    """The text of a file: UTF-8, or UTF-16 / UTF-32 when it starts with a byte-order mark."""
+    raw = path.read_bytes()
+    for bom, encoding in ((b'\xff\xfe\x00\x00', 'utf-32'), (b'\x00\x00\xfe\xff', 'utf-32'),
+                          (b'\xff\xfe', 'utf-16'), (b'\xfe\xff', 'utf-16'), (b'\xef\xbb\xbf', 'utf-8-sig')):  # fmt: skip
+        if raw.startswith(bom):
+            return raw.decode(encoding, errors='replace')
+    return raw.decode('utf-8', errors='replace')
+
+
 def _strip_esd(value: str) -> float:
     """A CIF number without its standard uncertainty: ``0.25(3)`` -> 0.25; ``.`` / ``?`` -> NaN."""
     text = value.strip().split('(')[0]
@@ -295,10 +307,13 @@ def _read_cif(path: Path, max_sites: int) -> Iterator[ImportItem | ImportFailure
     from pymatgen.io.cif import CifFile, CifParser
 
     name = str(path)
-    text = path.read_text(encoding='utf-8', errors='replace')
+    text = _read_text(path)
     if '\x00' in text:
         raise ValueError('binary content, not a CIF')
-    cif = CifFile.from_str(text)
+    try:
+        cif = CifFile.from_str(text)
+    except Exception as exception:  # pymatgen's CIF tokenizer fails on malformed loops with assorted errors
+        raise ValueError(f'malformed or truncated CIF ({type(exception).__name__}: {exception})') from None
     if not cif.data:
         raise ValueError('no data_ block: not a CIF (or truncated)')
     n_with_atoms = 0
@@ -525,7 +540,8 @@ def check_structure(structure: Structure, *, max_sites: int = MAX_SITES) -> str 
         for species, amount in site.species.items():
             z = int(getattr(species, 'Z', 0) or 0)
             if z < 1 or not hasattr(species, 'symbol') or type(species).__name__ == 'DummySpecies':
-                return f'site {index}: {species!s} is not a chemical element (dummy species)'
+                symbol = getattr(species, 'symbol', str(species))
+                return f'site {index}: {symbol!r} is not a chemical element (unknown symbol or dummy species)'
             if z > MAX_IMPORT_Z:
                 return f'site {index}: element {species.symbol} (Z = {z}) is heavier than Z = {MAX_IMPORT_Z}'
             if amount < 0:
@@ -538,8 +554,8 @@ def check_structure(structure: Structure, *, max_sites: int = MAX_SITES) -> str 
     if len(cart):
         pair = closest_pair(cart, matrix, MIN_INTERATOMIC_DISTANCE)
         if pair is not None:
-            index = np.flatnonzero(ordered)
-            i, j, distance = int(index[pair[0]]), int(index[pair[1]]), pair[2]
+            sites = np.flatnonzero(ordered)
+            i, j, distance = int(sites[pair[0]]), int(sites[pair[1]]), pair[2]
             what = f'site {i} and its periodic image' if i == j else f'sites {i} and {j}'
             return f'overlapping atoms: {what} are {distance:.3f} Å apart (< {MIN_INTERATOMIC_DISTANCE} Å)'
     return None
@@ -557,9 +573,8 @@ def describe_structure(structure: Structure) -> dict[str, Any]:
         numbers.append(types.setdefault(key, len(types) + 1))
     symbol, number = None, None
     try:
-        dataset = spglib.get_symmetry_dataset(
-            (structure.lattice.matrix, structure.frac_coords, numbers), symprec=0.01, angle_tolerance=5
-        )
+        cell: Any = (structure.lattice.matrix, structure.frac_coords, numbers)
+        dataset = spglib.get_symmetry_dataset(cell, symprec=0.01, angle_tolerance=5)
         if dataset is not None:
             symbol, number = str(dataset.international), int(dataset.number)
     except Exception:  # spglib refuses some cells (e.g. too many atoms on one point); the label stays empty
