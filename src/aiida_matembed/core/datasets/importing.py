@@ -263,17 +263,15 @@ def read_file(path: Path, fmt: str = 'auto', *, max_sites: int = MAX_SITES) -> I
 
 
 def _binary_hint(path: Path) -> str:
+    """``': binary content, not a structure file'`` when the first 4 KiB are not mostly printable text, else ``''``."""
     try:
         head = path.read_bytes()[:4096]
     except OSError:
         return ''
-    if head.startswith((b'\xff\xfe', b'\xfe\xff', b'\xef\xbb\xbf')):
-        return ''
-    try:
-        head.decode('utf-8')
-    except UnicodeDecodeError:
-        return ': binary content, not a structure file'
-    return ''
+    encoding = 'utf-16' if head.startswith((b'\xff\xfe', b'\xfe\xff')) else 'utf-8'
+    text = head.decode(encoding, errors='replace')
+    odd = sum(1 for c in text if c == '\ufffd' or (not c.isprintable() and c not in '\n\r\t'))
+    return ': binary content, not a structure file' if odd > 0.05 * max(1, len(text)) else ''
 
 
 def _format_hint(path: Path, chosen: str) -> str:
