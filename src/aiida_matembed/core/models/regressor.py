@@ -117,8 +117,9 @@ def fit_gaussian_process(x: Any, y: Any) -> GaussianProcessFit:
 
     x, y = _check_xy(x, y)
     finite = np.isfinite(x).all(axis=0)
-    spread = np.where(finite, np.nanstd(np.where(np.isfinite(x), x, 0.0), axis=0), 0.0)
-    columns = np.flatnonzero(finite & (spread > 1e-12 * (1.0 + np.abs(np.nanmean(x, axis=0)))))
+    filled = np.where(np.isfinite(x), x, 0.0)
+    spread = np.where(finite, filled.std(axis=0), 0.0)
+    columns = np.flatnonzero(finite & (spread > 1e-12 * (1.0 + np.abs(filled.mean(axis=0)))))
     if len(columns) == 0:
         raise ValueError('no feature column varies over the training structures: nothing to learn from')
     x_mean, x_scale = x[:, columns].mean(0), x[:, columns].std(0)
