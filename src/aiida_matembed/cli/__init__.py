@@ -298,7 +298,10 @@ def cmd_xrd(
     failed_rows = {int(f['index']) for f in failures}
     good_rows = [i for i in range(len(nodes)) if i not in failed_rows]
     if export_dir is not None:
-        export_dir.mkdir(parents=True, exist_ok=True)
+        try:
+            export_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exception:
+            echo.echo_critical(f'cannot write to {export_dir}: {exception.strerror or exception}')
         grid, profiles = patterns.grid, patterns.profiles
         settings = json.dumps(attributes.get('settings'))
         for index in good_rows:
@@ -311,7 +314,12 @@ def cmd_xrd(
                 f'settings: {settings}\n'
                 '2theta(deg) intensity'
             )
-            write_xy(export_dir / f'{index}_{stem}.xy', grid, profiles[index], header=header)
+            try:
+                write_xy(export_dir / f'{index}_{stem}.xy', grid, profiles[index], header=header)
+            except OSError as exception:
+                echo.echo_critical(
+                    f'cannot write {export_dir / f"{index}_{stem}.xy"}: {exception.strerror or exception}'
+                )
         echo.echo_success(f'wrote {len(good_rows)} .xy file(s) to {export_dir}')
     if plot_path is not None:
         from ..core.xrd.plot import plot_pattern
