@@ -15,6 +15,7 @@ steps. Structures CHGNet cannot handle (partial occupancy, elements beyond Pu, i
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -44,7 +45,9 @@ def check_parameters(parameters: dict[str, Any] | None) -> dict[str, Any]:
     return merged
 
 
+@lru_cache(maxsize=2)
 def _optimizer(model_version: str) -> Any:
+    """CHGNet's FIRE optimiser with the pretrained weights (loaded once per process and version)."""
     try:
         from chgnet.model import CHGNet, StructOptimizer
     except ImportError:
