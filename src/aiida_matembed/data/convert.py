@@ -64,10 +64,19 @@ def pymatgen_to_structure_data(
     for mixtures of the same elements with other weights).
 
     :param pbc: periodic boundary conditions of the node (a slab read with ``pbc=(True, True, False)`` keeps them).
-    :raises ValueError: for a dummy species or weights that aiida-core refuses (a site occupancy above 1).
+    :raises ValueError: for a dummy species, weights that aiida-core refuses (a site occupancy above 1), NaN or
+        infinite values.
     """
+    import numpy as np
     from aiida.orm.nodes.data.structure import Kind, Site
 
+    matrix = np.asarray(structure.lattice.matrix, dtype=float)
+    if not np.isfinite(matrix).all():
+        raise ValueError('lattice contains NaN or infinite values: StructureData cannot store them')
+    if len(structure):
+        bad = np.flatnonzero(~np.isfinite(np.asarray(structure.frac_coords, dtype=float)).all(axis=1))
+        if bad.size:
+            raise ValueError(f'NaN or infinite coordinates at site {int(bad[0])}: StructureData cannot store them')
     node = orm.StructureData(cell=structure.lattice.matrix.tolist(), pbc=tuple(bool(p) for p in pbc))
     kinds: dict[tuple[tuple[str, ...], tuple[float, ...]], str] = {}
     raw_kinds: list[dict[str, Any]] = []
@@ -161,7 +170,8 @@ def to_structure_data(obj: Any) -> orm.StructureData:
     ASE ``Atoms`` keep their periodic boundary conditions.
 
     :raises TypeError: for any other type.
-    :raises ValueError: for a structure that ``StructureData`` cannot hold (dummy species, occupancy above 1).
+    :raises ValueError: for a structure that ``StructureData`` cannot hold (dummy species, occupancy above 1, an
+        ASE ``Atoms`` without a cell).
     """
     if isinstance(obj, orm.StructureData):
         return obj
@@ -171,8 +181,15 @@ def to_structure_data(obj: Any) -> orm.StructureData:
     if isinstance(obj, Structure):
         return pymatgen_to_structure_data(obj)
     if isinstance(obj, Atoms):
+        import numpy as np
         from pymatgen.core import Lattice
 
+        volume = abs(float(np.linalg.det(obj.cell.array)))
+        if not np.isfinite(obj.cell.array).all() or volume < 1e-6:
+            raise ValueError(
+                f'ASE Atoms with cell volume {volume:.3g} Å^3 (pbc={obj.pbc.tolist()}): StructureData needs a cell; '
+                'put a molecule in a box'
+            )
         numbers = obj.get_atomic_numbers()
         if (numbers < 1).any():
             raise ValueError(f'ASE Atoms has a dummy species (atomic number 0) at site {int((numbers < 1).argmax())}')
