@@ -143,3 +143,32 @@ def test_rows_without_the_target_are_skipped_and_reported_and_other_representati
     other, _ = featurize_structures(list(candidates.nodes), 'matembed.element_fraction')
     with pytest.raises(ValueError, match='was trained on matembed.magpie .* not on matembed.element_fraction'):
         predict.run_get_node(model=model, structures={'s0': next(iter(candidates.nodes))}, features={'f0': other})
+
+
+def test_dataset_import_joins_vectors_with_dft_labels(aiida_profile_clean, tmp_path):
+    from click.testing import CliRunner
+
+    from aiida_matembed.cli import cmd_matembed
+    from aiida_matembed.core.datasets import StructureSet
+    from aiida_matembed.query import get_features
+
+    group = orm.Group('dft').store()
+    for (a, b, lattice), energy in zip(_compounds()[:3], (-3.0, -3.5, -5.0), strict=True):
+        _, node = relax_like.run_get_node(
+            structure=_rocksalt(a, b, lattice), parameters=orm.Dict({'energy': 2 * energy, 'scale': 1.02})
+        )
+        group.add_nodes(node)
+    output = tmp_path / 'dft.npz'
+    result = CliRunner().invoke(
+        cmd_matembed, ['dataset', 'import', '--group', 'dft', '-r', 'matembed.magpie', str(output)]
+    )
+    assert result.exit_code == 0, result.output
+    loaded = StructureSet.load(output)
+    assert list(loaded.labels['energy_per_atom']) == [-3.0, -3.5, -5.0]
+    for row, pk in enumerate(loaded.labels['pk']):
+        node = orm.load_node(int(pk))
+        assert node.creator.process_label == 'relax_like'  # the relaxed structure, not the input
+        vector = get_features(node, 'matembed.magpie')
+        assert loaded.labels['matembed.magpie:MagpieData mean Number'][row] == vector[3]
+    result = CliRunner().invoke(cmd_matembed, ['dataset', 'import', '--group', 'dft', str(output)])
+    assert result.exit_code != 0 and 'exists' in result.output

@@ -155,6 +155,11 @@ def _parse_dft_outputs(values: tuple[str, ...]) -> dict[str, str]:
     '(e.g. energy=output_parameters.energy); repeatable.',
 )
 @click.option('--extra', 'extras', multiple=True, help='With --group: node extras to read (default: matembed_labels).')
+@click.option(
+    '-r',
+    '--representation',
+    help='With --group of DFT processes: join the vectors of this representation (one column per feature).',
+)
 @click.option('--label-key', 'label_keys', multiple=True, help='With SOURCE: only these label keys (repeatable).')
 @click.option(
     '-f',
@@ -175,6 +180,7 @@ def cmd_import(
     group_label: str | None,
     dft_outputs: tuple[str, ...],
     extras: tuple[str, ...],
+    representation: str | None,
     label_keys: tuple[str, ...],
     fmt: str,
     strict: bool,
@@ -183,7 +189,9 @@ def cmd_import(
 ) -> None:
     """Import user structures from SOURCE (file, folder or glob: CIF, POSCAR, extxyz, JSON, ASE db) or --group.
 
-    With --group, give only OUTPUT. Files and structures that cannot be read, and partially occupied structures
+    With --group, give only OUTPUT. A Group of DFT processes (any plugin) gives the structures they output with
+    their labels (energy, energy_per_atom, pressure, total_magnetization, band_gap) and, with -r, their vectors.
+    Files and structures that cannot be read, and partially occupied structures
     (a set holds ordered crystals), are listed with the reason; every other structure is written to OUTPUT.
     """
     from ..core.datasets.loaders import read_structure_set
@@ -196,17 +204,28 @@ def cmd_import(
         echo.echo_critical('give either SOURCE or --group, not both / neither')
     _check_output(output, overwrite)
     if group_label is not None:
+        from aiida import orm
         from aiida.cmdline.utils.decorators import load_backend_if_not_loaded
         from aiida.common.exceptions import NotExistent
 
         from ..datasets import LABELS_EXTRA, structure_set_from_group
+        from ..dft.dataset import dft_structure_set, holds_processes
 
         load_backend_if_not_loaded()
         parsed = _parse_dft_outputs(dft_outputs)
         try:
-            structure_set = structure_set_from_group(
-                group_label, extras=extras or (LABELS_EXTRA,), dft_outputs=parsed or None
-            )
+            if holds_processes(orm.load_group(group_label)):  # DFT processes: their output structures and labels
+                structure_set, skipped = dft_structure_set(group_label, representation=representation)
+                for pk, reason in skipped if not as_json else []:
+                    echo.echo_warning(f'{pk}: {reason}')
+            else:
+                if representation is not None:
+                    echo.echo_critical(
+                        '-r/--representation joins features with DFT outputs: give a Group of DFT processes'
+                    )
+                structure_set = structure_set_from_group(
+                    group_label, extras=extras or (LABELS_EXTRA,), dft_outputs=parsed or None
+                )
         except NotExistent:
             echo.echo_critical(f'no Group with label {group_label!r}')
         except (ValueError, InvalidStructureError) as exception:
