@@ -149,6 +149,7 @@ def structure_set_from_group(
     extras: Sequence[str] = (LABELS_EXTRA,),
     attributes: Sequence[str] = (),
     dft_outputs: Mapping[str, str] | None = None,
+    failures: list[dict[str, Any]] | None = None,
 ) -> StructureSet:
     """Read the ``StructureData`` of a Group (by pk) into a set with ``pk`` and ``uuid`` columns.
 
@@ -160,7 +161,11 @@ def structure_set_from_group(
         keys with more dots, or just ``'link_label'`` for a ``Float`` / ``Int`` / ``Str`` output): read from the
         outputs of the newest process that finished OK (exit status 0) with the structure as an input. Structures
         without such a process or output get NaN (``''`` for strings).
-    :raises ValueError: for a Group without ``StructureData``, or a structure that is not an ordered crystal.
+    :param failures: if a list, structures that are not ordered valid crystals (partially occupied ones imported
+        with ``verdi data matembed import``, overlapping atoms, ...) are left out and ``{'pk', 'reason'}`` of each
+        is appended to it, instead of raising.
+    :raises ValueError: for a Group without ``StructureData``, or (without ``failures``) a structure that is not an
+        ordered crystal.
 
     The standard labels are recomputed from the structures when a stored value is missing on any node; otherwise the
     stored ones are kept.
@@ -189,6 +194,19 @@ def structure_set_from_group(
     if dft_outputs:
         for record, dft in zip(records, _dft_columns([n.pk for n in nodes], dft_outputs), strict=True):
             record.update(dft)
+    if failures is not None:
+        from .core.structures import prepare_cells
+        from .data.convert import structure_data_to_pymatgen
+
+        keep = []
+        for index, cell in enumerate(prepare_cells([structure_data_to_pymatgen(n) for n in nodes])):
+            if isinstance(cell, Exception):
+                failures.append({'pk': nodes[index].pk, 'reason': str(cell)})
+            else:
+                keep.append(index)
+        if not keep:
+            raise ValueError(f'group {group.label!r} has no ordered crystal ({len(failures)} structure(s) left out)')
+        nodes, records = [nodes[i] for i in keep], [records[i] for i in keep]
     names = [f'StructureData<{n.pk}>' for n in nodes]
     labels = columns_from_records(records, names=names)
     labels = {k: v for k, v in labels.items() if not (k in STANDARD_LABELS and _any_missing(v))}

@@ -140,3 +140,13 @@ def test_xrd_export_into_a_read_only_folder_says_so(aiida_profile_clean, runner,
     assert result.exit_code != 0 and 'Traceback' not in result.output
     assert f'cannot write {folder / "0_SiC.xy"}: Permission denied' in result.output
     assert orm.QueryBuilder().append(XrdPatternsData).count() == 1
+
+
+def test_dataset_import_of_an_imported_group_leaves_out_the_partially_occupied(aiida_profile_clean, runner, tmp_path):
+    invoke(runner, 'import', FILES / 'partial_occupancy.cif', REAL_CIFS, '-G', 'imported')
+    result = invoke(runner, 'dataset', 'import', '--group', 'imported', tmp_path / 'set.npz', '--json')
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report['n_structures'] == 8 and len(StructureSet.load(tmp_path / 'set.npz')) == 8
+    [failure] = report['failed']
+    assert failure['file'].startswith('StructureData<') and 'partially occupied' in failure['reason']

@@ -194,6 +194,7 @@ def cmd_import(
     Files and structures that cannot be read, and partially occupied structures
     (a set holds ordered crystals), are listed with the reason; every other structure is written to OUTPUT.
     """
+    from ..core.datasets.importing import ImportFailure
     from ..core.datasets.loaders import read_structure_set
     from ..core.structures import InvalidStructureError
 
@@ -203,6 +204,7 @@ def cmd_import(
     if (source is None) == (group_label is None):
         echo.echo_critical('give either SOURCE or --group, not both / neither')
     _check_output(output, overwrite)
+    group_failures: list[Any] = []  # structures of --group left out
     if group_label is not None:
         from aiida import orm
         from aiida.cmdline.utils.decorators import load_backend_if_not_loaded
@@ -223,14 +225,19 @@ def cmd_import(
                     echo.echo_critical(
                         '-r/--representation joins features with DFT outputs: give a Group of DFT processes'
                     )
+                left_out: list[dict[str, Any]] = []
                 structure_set = structure_set_from_group(
-                    group_label, extras=extras or (LABELS_EXTRA,), dft_outputs=parsed or None
+                    group_label, extras=extras or (LABELS_EXTRA,), dft_outputs=parsed or None, failures=left_out
                 )
+                group_failures = [ImportFailure(f'StructureData<{f["pk"]}>', '', f['reason']) for f in left_out]
         except NotExistent:
             echo.echo_critical(f'no Group with label {group_label!r}')
         except (ValueError, InvalidStructureError) as exception:
             echo.echo_critical(str(exception))
-    failures: list[Any] = []
+    failures: list[Any] = group_failures
+    if group_label is not None and not as_json:
+        for failure in failures:
+            echo.echo_warning(f'{failure.where}: {failure.reason}')
     if group_label is None:
         if dft_outputs or extras:
             echo.echo_critical('--dft-output and --extra need --group')
