@@ -25,11 +25,11 @@ if '--all-cores' not in sys.argv:
     for _variable in ('OMP_NUM_THREADS', 'OPENBLAS_NUM_THREADS', 'MKL_NUM_THREADS', 'NUMBA_NUM_THREADS'):
         os.environ.setdefault(_variable, '1')
 
-import glob
 import math
 import platform
 import time
 import warnings
+from pathlib import Path
 
 import numpy as np
 
@@ -45,7 +45,7 @@ def real_structures(max_sites=80):
     from pymatgen.core import Structure
 
     roots = site.getsitepackages()
-    paths = sorted({p for root in roots for p in glob.glob(f'{root}/**/*.cif', recursive=True)})
+    paths = sorted({str(p) for root in roots for p in Path(root).rglob('*.cif')})
     out, seen = [], set()
     for path in paths:
         if '/tests/' in path or '/test_files/' in path:
@@ -189,7 +189,8 @@ def main():
     from aiida_matembed.core.xrd import XrdSimulator
 
     print(
-        f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, python {platform.python_version()}'
+        f'machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, '
+        f'python {platform.python_version()}'
     )
     t0 = time.perf_counter()
     real = real_structures()
@@ -253,12 +254,14 @@ def main():
         else:
             print(
                 f'  mixture miss: {candidates[a].composition.reduced_formula} {fraction:.2f} + '
-                f'{candidates[b].composition.reduced_formula} -> {[(p.match.formula, round(p.weight_fraction, 2)) for p in result.phases]}'
+                f'{candidates[b].composition.reduced_formula} -> '
+                f'{[(p.match.formula, round(p.weight_fraction, 2)) for p in result.phases]}'
             )
     rate = both / max(args.n_mixtures, 1)
     error = float(np.mean(weight_error)) if weight_error else float('nan')
     print(
-        f'two-phase mixtures ({args.n_mixtures}, each phase >= 20 wt%): both phases reported {rate:.3f} (target >= 0.9);'
+        f'two-phase mixtures ({args.n_mixtures}, each phase >= 20 wt%): both phases reported {rate:.3f} '
+        '(target >= 0.9);'
         f' mean |weight fraction error| {error:.3f} where both found'
     )
 
@@ -288,7 +291,8 @@ def main():
     if args.speed_candidates:
         repeat = math.ceil(args.speed_candidates / len(candidates))
         big = ReferencePeaks.from_peaks(peaks * repeat, wavelength='CuKa', two_theta_range=(5.0, 120.0))
-        big = ReferencePeaks(big.d_spacing, big.intensity, big.ptr[: args.speed_candidates + 1],
+        end = int(big.ptr[args.speed_candidates])
+        big = ReferencePeaks(big.d_spacing[:end], big.intensity[:end], big.ptr[: args.speed_candidates + 1],
                              big.wavelength, big.d_min, big.d_max, big.keys[: args.speed_candidates],
                              big.formulas[: args.speed_candidates])  # fmt: skip
         identify_phases(GRID, patterns[0], big, wavelength='CuKa')  # warm-up: screening arrays are prepared once

@@ -78,15 +78,19 @@ def reference_patterns(
             )
         settings = {'wavelength': wavelength, 'two_theta_range': [low, high], 'step': 0.1}
         for start in range(0, len(missing), 5000):
-            structures = orm.QueryBuilder().append(
-                orm.StructureData, filters={'id': {'in': missing[start : start + 5000]}}
-            ).all(flat=True)
+            structures = (
+                orm.QueryBuilder()
+                .append(orm.StructureData, filters={'id': {'in': missing[start : start + 5000]}})
+                .all(flat=True)
+            )
             patterns, _ = simulate_xrd_structures(sorted(structures, key=lambda n: n.pk), settings)
-            nodes[patterns.pk] = patterns
+            nodes[patterns.pk or 0] = patterns
     return [nodes[pk] for pk in sorted(nodes)]  # type: ignore[misc]
 
 
-def references_from_nodes(structures: Sequence[orm.StructureData], patterns: Sequence[XrdPatternsData]) -> ReferencePeaks:
+def references_from_nodes(
+    structures: Sequence[orm.StructureData], patterns: Sequence[XrdPatternsData]
+) -> ReferencePeaks:
     """The peaks of each structure (newest successful row among ``patterns``) as :class:`ReferencePeaks`.
 
     Keys are the positions in ``structures``; all ``patterns`` must share one wavelength.
@@ -103,7 +107,7 @@ def references_from_nodes(structures: Sequence[orm.StructureData], patterns: Seq
     where: dict[str, tuple[int, int]] = {}
     arrays: dict[int, dict[str, np.ndarray]] = {}
     d_lo, d_hi = 0.0, math.inf
-    for k, node in sorted(enumerate(patterns), key=lambda item: item[1].pk):
+    for k, node in sorted(enumerate(patterns), key=lambda item: item[1].pk or 0):
         failed = {f.get('uuid') for f in node.failures}
         arrays[k] = {name: node.get_array(name) for name in ('peak_d_spacing', 'peak_intensity', 'peak_ptr')}
         low, high = _d_range(wavelength, node.base.attributes.get('two_theta_range'))
@@ -122,7 +126,7 @@ def references_from_nodes(structures: Sequence[orm.StructureData], patterns: Seq
         d_parts.append(arrays[k]['peak_d_spacing'][part])
         i_parts.append(arrays[k]['peak_intensity'][part])
         counts.append(part.stop - part.start)
-    formulas = _formulas([s.pk for s in structures])
+    formulas = _formulas([s.pk or 0 for s in structures])
 
     def loader(node: orm.StructureData) -> Any:
         return lambda: structure_data_to_pymatgen(node)
@@ -135,7 +139,7 @@ def references_from_nodes(structures: Sequence[orm.StructureData], patterns: Seq
         d_min=d_lo,
         d_max=d_hi,
         keys=list(range(len(structures))),
-        formulas=[formulas.get(s.pk, '') for s in structures],
+        formulas=[formulas.get(s.pk or 0, '') for s in structures],
         structures=[loader(s) for s in structures],
     )
 
@@ -187,7 +191,7 @@ def identify_in_group(
     if isinstance(wavelength, str) and wavelength.endswith('Ka') and f'{wavelength}1' in WAVELENGTHS:
         lam = WAVELENGTHS[f'{wavelength}1']
     x = np.asarray(measured.two_theta, dtype=float)
-    if not (0 < x[0] and x[-1] < 180):
+    if not (x[0] > 0 and x[-1] < 180):
         raise ValueError(f'{measured.path}: 2θ must lie within (0, 180) degrees, got {x[0]:g}-{x[-1]:g}')
     d_pattern = _d_range(lam, (x[0], x[-1]))
     d_need = (d_pattern[0] / (1 + max_strain), d_pattern[1] / (1 - max_strain))
@@ -214,7 +218,9 @@ def identify_in_group(
                   np.zeros(len(result.peaks), dtype=int)) if len(result.peaks) else empty  # fmt: skip
     settings = {'wavelength': wavelength, 'wavelength_angstrom': resolve_wavelength(wavelength), 'measured': True,
                 'two_theta_range': [float(x[0]), float(x[-1])], 'source_file': str(measured.path)}  # fmt: skip
-    pattern_node = XrdPatternsData(x, np.asarray(measured.intensity, dtype=np.float32)[None, :], [peaks], settings=settings)
+    pattern_node = XrdPatternsData(
+        x, np.asarray(measured.intensity, dtype=np.float32)[None, :], [peaks], settings=settings
+    )
     pattern_node.label = str(measured.path)
     pattern_node.store()
     stored_options = {k: v for k, v in options.items() if v is not None}
@@ -224,10 +230,13 @@ def identify_in_group(
         references={f'r{i:05d}': node for i, node in enumerate(patterns)},
         structures={row_key(i): node for i, node in enumerate(structures)},
     )
+    assert outputs is not None
     return result, summary, outputs['identification']
 
 
-def identifications_of(structure: orm.StructureData | int | str | None = None, *, formula: str | None = None) -> list[PhaseIdentificationData]:
+def identifications_of(
+    structure: orm.StructureData | int | str | None = None, *, formula: str | None = None
+) -> list[PhaseIdentificationData]:
     """Stored identifications that found ``structure`` (node, pk or UUID) or a phase of reduced ``formula``.
 
     E.g. ``identifications_of(formula='LiCoO2')``: "which measurements were identified as LiCoO2"; each result's
@@ -243,8 +252,7 @@ def identifications_of(structure: orm.StructureData | int | str | None = None, *
         node = structure if isinstance(structure, orm.StructureData) else orm.load_node(structure)
         uuid = node.uuid
     for (item,) in qb.iterall():
-        if uuid is not None and uuid in item.get('phase_uuids', []):
-            found.append(item)
-        elif formula is not None and formula in item.get('phase_formulas', []):
+        by_uuid = uuid is not None and uuid in item.get('phase_uuids', [])
+        if by_uuid or (formula is not None and formula in item.get('phase_formulas', [])):
             found.append(item)
     return found

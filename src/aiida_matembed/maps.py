@@ -35,7 +35,7 @@ def _symmetry(nodes: list[orm.StructureData]) -> tuple[list[int], list[str]]:
             species = [Element(kinds[s['kind_name']][0]).Z for s in sites]
             cell = np.asarray(attributes['cell'])
             frac = np.linalg.solve(cell.T, np.asarray([s['position'] for s in sites]).T).T
-            dataset = spglib.get_symmetry_dataset((cell, frac, species), symprec=0.01)
+            dataset = spglib.get_symmetry_dataset((cell, frac, species), symprec=0.01)  # type: ignore[arg-type]
             number = int(dataset.number) if dataset is not None else 0
         except Exception:
             number = 0
@@ -79,7 +79,9 @@ def structure_labels(pks: list[int], color_by: str) -> tuple[list[Any], str]:
     nodes = _load_structures(pks)
     if color_by in ('crystal_system', 'space_group'):
         numbers, systems = _symmetry(nodes)
-        return (systems, 'crystal system') if color_by == 'crystal_system' else ([str(n) for n in numbers], 'space group')
+        return (
+            (systems, 'crystal system') if color_by == 'crystal_system' else ([str(n) for n in numbers], 'space group')
+        )
     if color_by == 'element':
         return _main_element(nodes), 'main element'
     if color_by.startswith('extras.'):
@@ -99,7 +101,8 @@ def structure_labels(pks: list[int], color_by: str) -> tuple[list[Any], str]:
             raise ValueError(f'no structure of the map has an output {color_by!r} of a finished process')
         return [float('nan') if v is None else v for v in values], color_by
     raise ValueError(
-        f'--color-by {color_by!r}: expected crystal_system, space_group, element, extras.KEY, LINK.KEY or MODEL[:COLUMN]'
+        f'--color-by {color_by!r}: expected crystal_system, space_group, element, extras.KEY, LINK.KEY or '
+        'MODEL[:COLUMN]'
     )
 
 
@@ -122,11 +125,15 @@ def group_map(
 
     vectors: GroupVectors = group_vectors(group, source, compute=compute)
     if len(vectors.pks) < 3:
-        raise ValueError(f'a map needs at least 3 structures with {vectors.name} vectors, the group has {len(vectors.pks)}')
+        raise ValueError(
+            f'a map needs at least 3 structures with {vectors.name} vectors, the group has {len(vectors.pks)}'
+        )
     coords = project_2d(vectors.matrix, method, seed=seed)
     colors, legend = structure_labels(vectors.pks, color_by)
     formulas = _formulas(vectors.pks)
-    numbers, _ = _symmetry(_load_structures(vectors.pks)) if color_by != 'space_group' else ([int(c) for c in colors], [])
+    numbers, _ = (
+        _symmetry(_load_structures(vectors.pks)) if color_by != 'space_group' else ([int(c) for c in colors], [])
+    )
     title = f'{vectors.name} ({method})'
     if output is not None:
         plot_map(coords, colors, title=title, color_label=legend, path=output)

@@ -11,17 +11,18 @@ and on disk under the AiiDA configuration folder (``<AIIDA_PATH>/.aiida/matembed
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from aiida import orm
 
-from .core.search.index import IndexMismatchError, VectorIndex
+from .core.search.index import IndexMismatchError, Metric, VectorIndex
 from .data.features import FeaturesData
 from .plugins import use_aiida_entry_points
 
@@ -289,9 +290,9 @@ def group_index(
     group: orm.Group | str | int,
     source: VectorSource,
     *,
-    metric: str = 'cosine',
+    metric: Metric = 'cosine',
     compute: bool = True,
-    method: str = 'auto',
+    method: Literal['auto', 'exact', 'hnsw'] = 'auto',
 ) -> tuple[VectorIndex, GroupVectors, bool]:
     """The nearest-neighbour index of a Group's vectors, reused while its ``FeaturesData`` do not change.
 
@@ -319,10 +320,8 @@ def group_index(
         method=method,
         fingerprint=fingerprint,  # type: ignore[arg-type]
     )
-    try:
+    with contextlib.suppress(OSError):  # a read-only configuration folder: keep it in memory only
         index.save(path)
-    except OSError:  # a read-only configuration folder: keep it in memory only
-        pass
     _MEMORY[key] = index
     return index, vectors, False
 
@@ -401,7 +400,7 @@ def similar_structures(
     source: VectorSource,
     *,
     k: int = 10,
-    metric: str = 'cosine',
+    metric: Metric = 'cosine',
     compute: bool = True,
     include_query: bool = False,
     query_vector: np.ndarray | None = None,
@@ -465,7 +464,7 @@ def equivalent_structures(query: Any, group: orm.Group | str | int, **matcher: A
         structure, [loader(pk) for pk in candidates], formulas=[formulas[pk] for pk in candidates], **matcher
     )
     return [
-        (Neighbour(candidates[m.index], uuid_of[candidates[m.index]], formulas[candidates[m.index]], m.rms),
+        (Neighbour(candidates[m.position], uuid_of[candidates[m.position]], formulas[candidates[m.position]], m.rms),
          m.max_displacement)
         for m in found
     ]  # fmt: skip

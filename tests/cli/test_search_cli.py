@@ -65,7 +65,7 @@ def test_index_is_reused_until_the_vectors_change(group, examples):
 
 
 def test_search_from_a_structure_file_and_a_model(group, tmp_path, examples):
-    group, nodes = group
+    group, _ = group
     path = tmp_path / 'nacl.cif'
     next(e.structure for e in examples if e.label == 'NaCl').to(filename=str(path))
     result = invoke(['search', str(path), '-G', group.label, '-m', 'matembed.cmml', '-k', '3', '--json'])
@@ -95,7 +95,9 @@ def test_search_errors(group, aiida_profile_clean):
         cmd_matembed, ['search', str(nodes[0].pk), '-G', group.label, '-r', 'matembed.magpie', '--no-compute']
     )
     assert result.exit_code != 0 and 'verdi data matembed featurize -G search-cli -r matembed.magpie' in result.output
-    with pytest.raises(IndexMismatchError, match='matembed.element_fraction vector but the index holds matembed.magpie'):
+    with pytest.raises(
+        IndexMismatchError, match='matembed.element_fraction vector but the index holds matembed.magpie'
+    ):
         similar_structures(None, group, VectorSource(representation='matembed.magpie'),
                            query_vector=np.ones(132), query_representation='matembed.element_fraction')  # fmt: skip
 

@@ -26,7 +26,7 @@ def _source(representation: str | None, model: str | None, params: tuple[str, ..
 
             load_representation_class(representation).from_params(_parse_params(params))
             return VectorSource(representation=representation, params=_parse_params(params))
-        return VectorSource(model=int(model) if model.isdigit() else model, modality=modality)  # type: ignore[union-attr]
+        return VectorSource(model=int(model) if model.isdigit() else model, modality=modality)  # type: ignore[union-attr, arg-type]
     except Exception as exception:
         echo.echo_critical(str(exception))
 
@@ -99,7 +99,14 @@ def cmd_search(
         return
     source = _source(representation, model, params, modality)
     try:
-        neighbours = similar_structures(target, group, source, k=k, metric=metric, compute=not no_compute)
+        neighbours = similar_structures(
+            target,
+            group,
+            source,
+            k=k,
+            metric=metric,
+            compute=not no_compute,  # type: ignore[arg-type]
+        )
     except Exception as exception:
         echo.echo_critical(str(exception))
     if as_json:

@@ -60,7 +60,9 @@ def test_peak_positions_agree_with_pymatgen(examples):
     assert np.all(nearest < 0.01)
 
 
-@pytest.mark.parametrize(('label', 'strain', 'zero'), [('LiCoO2', 0.02, 0.08), ('CaTiO3', -0.025, -0.1), ('TiO2 (anatase', 0.01, 0.0)])
+@pytest.mark.parametrize(
+    ('label', 'strain', 'zero'), [('LiCoO2', 0.02, 0.08), ('CaTiO3', -0.025, -0.1), ('TiO2 (anatase', 0.01, 0.0)]
+)
 def test_single_phase_is_found_first_despite_strain_and_zero_shift(references, examples, label, strain, zero):
     refs, structures = references
     target = example(examples, label)

@@ -70,6 +70,8 @@ _SCREEN_PEAKS = 30
 _SCREEN_SIGMA_FLOOR = 0.0015
 """Smallest blur (in ln d) of a measured peak in the screening; matches the ln-s step of the screening."""
 _RAD = math.pi / 180
+_EXPLAINED = 0.3
+"""A measured peak is unexplained while the fit reaches less than this fraction of its net height."""
 
 
 # -------------------------------------------------------------------------------------------- references
@@ -324,7 +326,8 @@ class Identification:
     matches: list[Match]
     phases: list[Phase]
     rwp: float
-    """Weighted-profile residual of the fit, ``sqrt(sum (y - f)^2 / sum y^2)`` over the net pattern (0 = perfect)."""
+    """Weighted-profile residual ``sqrt(sum w (y - f)^2 / sum w y^2)`` of the net pattern, ``w = 1 / counts`` (Rietveld's
+    R_wp with Poisson weights; 0 = perfect)."""
     weight_basis: str
     """``'Hill-Howard'`` (from the structures) or ``'intensity'`` (integrated intensity shares)."""
     unexplained: MeasuredPeaks
@@ -598,7 +601,7 @@ def identify_phases(
     if not ranked:
         raise ValueError("no candidate has peaks in the pattern's range")
     # multi-phase fit
-    fit = _PhaseFit(context, x, net, fwhm, max(peaks.intensity.max(), 1e-12))
+    fit = _PhaseFit(context, x, net, y)
     # re-rank the best by the profile: figure of merit times (1 - Rwp of the candidate alone)
     head = [
         Match(**{**m.__dict__, 'score': float(m.score * (1 - fit.rwp([m]))), 'peak_score': m.peak_score})
@@ -620,7 +623,10 @@ def identify_phases(
             break
         if selected and len(unexplained):
             for m in context.search(unexplained, 30, None, restrict_observed=unexplained)[:10]:
-                pool.setdefault(m.index, context.rescore(m.index, m.d_scale, m.zero_shift))
+                pool.setdefault(m.index, m)
+            by_coverage = sorted(ranked[:n_refine], key=lambda m: -m.peak_score * fit.coverage(m, unexplained))
+            for m in by_coverage[:10]:
+                pool.setdefault(m.index, m)
         best: tuple[float, Match] | None = None
         for m in pool.values():
             if any(m.index == s.index for s in selected):
@@ -636,7 +642,7 @@ def identify_phases(
             break
         selected.append(best[1])
         residual_rwp = best[0]
-    coefficients, profiles, fitted = fit.solve(selected)
+    coefficients, profiles, _ = fit.solve(selected)
     keep = [i for i, c in enumerate(coefficients) if c > 0]
     selected = [selected[i] for i in keep]
     coefficients = coefficients[keep]
@@ -690,7 +696,7 @@ def _result(context: _Context, fit: _PhaseFit, phases: list[Phase], basis: str, 
     selected = [p.match for p in phases]
     coefficients, profiles, fitted = fit.solve(selected)
     unexplained = fit.unexplained(peaks, selected)
-    rwp = float(math.sqrt(((net - fitted) ** 2).sum() / (net**2).sum())) if (net**2).sum() > 0 else 0.0
+    rwp = fit.rwp(selected)
     sticks = [context.sticks(m) for m in selected]
     return Identification(
         matches=matches, phases=phases, rwp=rwp, weight_basis=basis, unexplained=unexplained, peaks=peaks,
@@ -703,7 +709,8 @@ def _result(context: _Context, fit: _PhaseFit, phases: list[Phase], basis: str, 
 class _Context:
     """Everything the search needs about one measured pattern."""
 
-    def __init__(self, refs: ReferencePeaks, peaks: MeasuredPeaks, wavelength: float, two_theta_range: tuple[float, float],
+    def __init__(self, refs: ReferencePeaks, peaks: MeasuredPeaks, wavelength: float,
+                 two_theta_range: tuple[float, float],
                  max_strain: float, max_zero_shift: float, tolerance: float, min_intensity: float,
                  scale_intensity: bool) -> None:  # fmt: skip
         self.refs, self.peaks, self.wavelength, self.range = refs, peaks, wavelength, two_theta_range
@@ -784,9 +791,14 @@ def _render(grid: np.ndarray, two_theta: np.ndarray, height: np.ndarray, fwhm: f
 class _PhaseFit:
     """Profiles of refined candidates on the measured grid and their NNLS fit to the net pattern."""
 
-    def __init__(self, context: _Context, grid: np.ndarray, net: np.ndarray, fwhm: float, top: float) -> None:
-        self.context, self.grid, self.net, self.fwhm = context, grid, net, fwhm
-        self.norm = net / float(net.max()) if net.max() > 0 else net
+    def __init__(self, context: _Context, grid: np.ndarray, net: np.ndarray, gross: np.ndarray) -> None:
+        self.context, self.grid, self.net = context, grid, net
+        self.fwhm = float(np.median(context.peaks.fwhm[context.peaks.intensity >= 5])) if (
+            context.peaks.intensity >= 5).any() else float(np.median(context.peaks.fwhm))  # fmt: skip
+        # Rietveld weights 1 / sigma^2 = 1 / counts (Poisson), floored at 1 % of the maximum for empty regions
+        floor = max(float(gross.max()) * 0.01, 1e-12)
+        self.sqrt_weight = 1 / np.sqrt(np.maximum(gross, floor))
+        self.weighted_net = net * self.sqrt_weight
         self._profiles: dict[tuple[int, float, float], np.ndarray] = {}
 
     def profile(self, match: Match) -> np.ndarray:
@@ -804,27 +816,43 @@ class _PhaseFit:
             return np.zeros(0), [], np.zeros_like(self.grid)
         profiles = [self.profile(m) for m in selected]
         design = np.column_stack(profiles)
-        coefficients, _ = nnls(design, self.net)
+        coefficients, _ = nnls(design * self.sqrt_weight[:, None], self.weighted_net)
         return coefficients, profiles, design @ coefficients
 
     def rwp(self, selected: list[Match]) -> float:
+        """Weighted-profile R factor ``sqrt(sum w (y - f)^2 / sum w y^2)``, ``w = 1 / counts``, of the net pattern."""
         _, _, fitted = self.solve(selected)
-        total = float((self.net**2).sum())
-        return math.sqrt(float(((self.net - fitted) ** 2).sum()) / total) if total > 0 else 0.0
+        total = float((self.weighted_net**2).sum())
+        residual = float((((self.net - fitted) * self.sqrt_weight) ** 2).sum())
+        return math.sqrt(residual / total) if total > 0 else 0.0
 
     def unexplained(self, peaks: MeasuredPeaks, selected: list[Match]) -> MeasuredPeaks:
-        """Measured peaks that no selected phase has a peak (>= 0.5 of 100) within the tolerance of."""
-        explained = np.zeros(len(peaks), dtype=bool)
-        for m in selected:
-            two_theta, intensity = self.context.sticks(m)
-            calc = np.sort(two_theta[intensity >= 0.5])
-            if len(calc):
-                right = np.clip(np.searchsorted(calc, peaks.two_theta), 0, len(calc) - 1)
-                left = np.clip(right - 1, 0, len(calc) - 1)
-                gap = np.minimum(np.abs(calc[left] - peaks.two_theta), np.abs(calc[right] - peaks.two_theta))
-                explained |= gap <= self.context.tolerance
-        rest = ~explained
+        """Measured peaks of which the fit of the selected phases accounts for less than :data:`_EXPLAINED` of the height.
+
+        Judged on the fitted profile rather than on peak positions, so that a dense pattern does not "explain" a
+        peak by a weak line nearby; texture rarely scales a peak by more than ``1 / _EXPLAINED``.
+        """
+        if not selected:
+            return peaks
+        _, _, fitted = self.solve(selected)
+        measured = np.interp(peaks.two_theta, self.grid, self.net)
+        model = np.interp(peaks.two_theta, self.grid, fitted)
+        rest = model < _EXPLAINED * measured
         return MeasuredPeaks(peaks.two_theta[rest], peaks.intensity[rest], peaks.fwhm[rest])
+
+    def coverage(self, match: Match, unexplained: MeasuredPeaks) -> float:
+        """Share of the square-root intensity of the ``unexplained`` peaks that ``match`` has a line (>= 1) at."""
+        if not len(unexplained):
+            return 0.0
+        two_theta, intensity = self.context.sticks(match)
+        calc = np.sort(two_theta[intensity >= 1])
+        if not len(calc):
+            return 0.0
+        right = np.clip(np.searchsorted(calc, unexplained.two_theta), 0, len(calc) - 1)
+        left = np.clip(right - 1, 0, len(calc) - 1)
+        gap = np.minimum(np.abs(calc[left] - unexplained.two_theta), np.abs(calc[right] - unexplained.two_theta))
+        weight = np.sqrt(unexplained.intensity)
+        return float(weight[gap <= self.context.tolerance].sum() / weight.sum())
 
     def explains_new(self, match: Match, unexplained: MeasuredPeaks) -> bool:
         """Whether ``match`` has a peak at an unexplained measured peak of relative intensity >= 3."""
@@ -861,7 +889,8 @@ def plot_identification(result: Identification, *, path: str | Path | None = Non
             positions, i, i + 0.9 * intensity / max(float(intensity.max()), 1e-12), colors=colour, linewidth=1
         )
     if len(result.unexplained):
-        ax.plot(result.unexplained.two_theta, np.interp(result.unexplained.two_theta, x, result.measured) / top * 100 + 3,
+        marks = np.interp(result.unexplained.two_theta, x, result.measured) / top * 100 + 3
+        ax.plot(result.unexplained.two_theta, marks,
                 'v', color='magenta', markersize=4, label='unexplained')  # fmt: skip
     ax.set_ylabel('Intensity (% of max)')
     ax.legend(loc='upper right', frameon=False, fontsize=8)

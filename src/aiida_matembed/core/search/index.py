@@ -61,7 +61,8 @@ def _unit(matrix: np.ndarray, what: str) -> np.ndarray:
     norms = np.linalg.norm(matrix, axis=1, keepdims=True)
     if (norms == 0).any():
         raise ValueError(
-            f'{what}: cosine distance is undefined for all-zero vectors (rows {np.flatnonzero(norms == 0)[:10].tolist()})'
+            f'{what}: cosine distance is undefined for all-zero vectors '
+            f'(rows {np.flatnonzero(norms == 0)[:10].tolist()})'
         )
     return matrix / norms
 

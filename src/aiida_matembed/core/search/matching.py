@@ -21,7 +21,7 @@ __all__ = ('StructureMatch', 'matching_structures')
 class StructureMatch(NamedTuple):
     """A candidate equivalent to the query."""
 
-    index: int
+    position: int
     """Position of the candidate in the list given."""
     rms: float
     """Root-mean-square site displacement after the mapping, in units of ``(V / N)^(1/3)``."""
@@ -62,4 +62,4 @@ def matching_structures(
         result = matcher.get_rms_dist(reference, structure)
         if result is not None:
             found.append(StructureMatch(index, float(result[0]), float(result[1])))
-    return sorted(found, key=lambda m: (m.rms, m.index))
+    return sorted(found, key=lambda m: (m.rms, m.position))

@@ -134,7 +134,7 @@ def _read_xrdml(path: Path) -> MeasuredPattern:
 
 
 def xrdml_wavelength(path: str | Path) -> tuple[float, float | None, float | None] | None:
-    """``(K-alpha1, K-alpha2 or None, ratio or None)`` in Å from an XRDML file's ``usedWavelength``; ``None`` if absent."""
+    """``(K-alpha1, K-alpha2 or None, ratio or None)`` in Å from an XRDML ``usedWavelength``; ``None`` if absent."""
     root = _xrdml_root(Path(path))
     used = _find(root, 'usedWavelength')
     if used is None:
