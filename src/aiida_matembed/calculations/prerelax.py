@@ -22,7 +22,14 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
-from .batch import convert_structures, failure_record, row_key, store_structures, structures_namespace
+from .batch import (
+    convert_structures,
+    failure_record,
+    link_inputs_in_bulk,
+    row_key,
+    store_structures,
+    structures_namespace,
+)
 
 __all__ = ('DEFAULTS', 'prerelax', 'prerelax_structures')
 
@@ -99,6 +106,9 @@ def prerelax(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str, Any
         failures.sort(key=lambda f: f['index'])
         outputs['failures'] = orm.List(failures)
     return outputs
+
+
+link_inputs_in_bulk(prerelax)
 
 
 def prerelax_structures(

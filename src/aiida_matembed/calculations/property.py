@@ -35,7 +35,7 @@ from ..data.features import FeaturesData
 from ..data.model import ModelData
 from ..dft.processes import DFT_COLUMNS, dft_labels, group_members, read_dft_records
 from ..query import vectors_by_uuid
-from .batch import row_key, structures_namespace
+from .batch import link_inputs_in_bulk, row_key, structures_namespace
 
 __all__ = (
     'PredictionResult',
@@ -206,6 +206,10 @@ def predict(model: ModelData, **kwargs: Any) -> dict[str, orm.Data]:
     if failures:
         outputs['failures'] = orm.List(failures)
     return outputs
+
+
+link_inputs_in_bulk(train_property)  # thousands of structures and DFT outputs as inputs: linear-time linking
+link_inputs_in_bulk(predict)
 
 
 # ------------------------------------------------------------------------------------------------- launchers
