@@ -104,8 +104,8 @@ def cmd_search(
             group,
             source,
             k=k,
-            metric=metric,
-            compute=not no_compute,  # type: ignore[arg-type]
+            metric=metric,  # type: ignore[arg-type]
+            compute=not no_compute,
         )
     except Exception as exception:
         echo.echo_critical(str(exception))

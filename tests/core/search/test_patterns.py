@@ -16,7 +16,9 @@ XRDML = """<?xml version="1.0" encoding="UTF-8"?>
     </usedWavelength>
     <scan appendNumber="0" mode="Continuous" scanAxis="Gonio" status="Completed">
       <dataPoints>
-        <positions axis="2Theta" unit="deg"><startPosition>10.00</startPosition><endPosition>10.99</endPosition></positions>
+        <positions axis="2Theta" unit="deg">
+          <startPosition>10.00</startPosition><endPosition>10.99</endPosition>
+        </positions>
         <positions axis="Omega" unit="deg"><startPosition>5.0</startPosition><endPosition>5.5</endPosition></positions>
         <commonCountingTime unit="seconds">2.0</commonCountingTime>
         <counts unit="counts">{counts}</counts>

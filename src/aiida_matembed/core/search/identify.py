@@ -21,11 +21,12 @@ The route is the classical one of search-match programs (Hanawalt, Rinn & Frevel
    the figure of merit ``f_c * sqrt(f_m) * (1 - <|Δ2θ|> / 2 tol)``, ``f_c`` the fraction of the candidate's
    square-root intensity observed, ``f_m`` that of the measured peaks the candidate explains. Weak candidate
    peaks that are missing and measured peaks that are not explained therefore cost little, as in real data;
-5. **multi-phase fit**: the net pattern is fitted by non-negative least squares (Lawson & Hanson, Solving Least
+5. **multi-phase fit**: the net pattern is fitted by non-negative least squares with Rietveld's weights
+   ``1 / counts`` (Lawson & Hanson, Solving Least
    Squares Problems (1974), ch. 23, ``scipy.optimize.nnls``) to pseudo-Voigt profiles of the refined candidates
    with the measured widths; phases are added greedily (the one that lowers the weighted residual most, searched
-   again among candidates that explain the peaks left unexplained), up to ``max_phases``, while each addition
-   explains a measured peak and lowers the residual by ``min_improvement``. Weight fractions follow Hill & Howard
+   again among candidates that explain the peaks left unexplained, i.e. those the fit reaches less than 30 % of),
+   up to ``max_phases``, while each addition explains such a peak and lowers the residual by ``min_improvement``. Weight fractions follow Hill & Howard
    (J. Appl. Cryst. 20, 467 (1987)): ``w_p ∝ S_p (Z M V)_p``, with ``S_p`` the fitted scale of the phase's
    absolute intensities, ``Z M`` the mass of the cell (amu) and ``V`` its volume (Å^3); without structures the
    fractions are of integrated intensity (``weight_basis = 'intensity'``).
@@ -326,8 +327,8 @@ class Identification:
     matches: list[Match]
     phases: list[Phase]
     rwp: float
-    """Weighted-profile residual ``sqrt(sum w (y - f)^2 / sum w y^2)`` of the net pattern, ``w = 1 / counts`` (Rietveld's
-    R_wp with Poisson weights; 0 = perfect)."""
+    """Weighted-profile residual ``sqrt(sum w (y - f)^2 / sum w y^2)`` of the net pattern, ``w = 1 / counts``
+    (Rietveld's R_wp with Poisson weights; 0 = perfect)."""
     weight_basis: str
     """``'Hill-Howard'`` (from the structures) or ``'intensity'`` (integrated intensity shares)."""
     unexplained: MeasuredPeaks
@@ -827,7 +828,7 @@ class _PhaseFit:
         return math.sqrt(residual / total) if total > 0 else 0.0
 
     def unexplained(self, peaks: MeasuredPeaks, selected: list[Match]) -> MeasuredPeaks:
-        """Measured peaks of which the fit of the selected phases accounts for less than :data:`_EXPLAINED` of the height.
+        """Measured peaks of which the fit of the selected phases reaches less than :data:`_EXPLAINED` of the height.
 
         Judged on the fitted profile rather than on peak positions, so that a dense pattern does not "explain" a
         peak by a weak line nearby; texture rarely scales a peak by more than ``1 / _EXPLAINED``.
