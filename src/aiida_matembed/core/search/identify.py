@@ -22,11 +22,11 @@ The route is the classical one of search-match programs (Hanawalt, Rinn & Frevel
    square-root intensity observed, ``f_m`` that of the measured peaks the candidate explains. Weak candidate
    peaks that are missing and measured peaks that are not explained therefore cost little, as in real data;
 5. **multi-phase fit**: the net pattern is fitted by non-negative least squares with Rietveld's weights
-   ``1 / counts`` (Lawson & Hanson, Solving Least
-   Squares Problems (1974), ch. 23, ``scipy.optimize.nnls``) to pseudo-Voigt profiles of the refined candidates
-   with the measured widths; phases are added greedily (the one that lowers the weighted residual most, searched
-   again among candidates that explain the peaks left unexplained, i.e. those the fit reaches less than 30 % of),
-   up to ``max_phases``, while each addition explains such a peak and lowers the residual by ``min_improvement``. Weight fractions follow Hill & Howard
+   ``1 / counts`` (Lawson & Hanson, Solving Least Squares Problems (1974), ch. 23, ``scipy.optimize.nnls``) to
+   pseudo-Voigt profiles of the refined candidates with the measured widths; phases are added greedily (the one
+   that lowers the weighted residual most, searched again among candidates that explain the peaks left
+   unexplained, i.e. those the fit reaches less than 30 % of), up to ``max_phases``, while each addition explains
+   such a peak and lowers the residual by ``min_improvement``. Weight fractions follow Hill & Howard
    (J. Appl. Cryst. 20, 467 (1987)): ``w_p ∝ S_p (Z M V)_p``, with ``S_p`` the fitted scale of the phase's
    absolute intensities, ``Z M`` the mass of the cell (amu) and ``V`` its volume (Å^3); without structures the
    fractions are of integrated intensity (``weight_basis = 'intensity'``).
