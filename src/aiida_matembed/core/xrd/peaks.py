@@ -107,7 +107,26 @@ class HklFamilies(Sequence[dict[tuple[int, ...], int]]):
         :param wavelength: the wavelength (Å) the peaks were computed with.
         """
         families = cls(fallback._representatives, fallback._counts, fallback._ptr, 'input')
-        families._pending = (hkl, two_theta, peak_two_theta, multiplicity, cell, wavelength)
+        families._pending = ('reflections', hkl, two_theta, peak_two_theta, multiplicity, cell, wavelength)
+        return families
+
+    @classmethod
+    def deferred_members(
+        cls,
+        fallback: HklFamilies,
+        hkl: np.ndarray,
+        peak_of: np.ndarray,
+        lattice: np.ndarray,
+        sites: tuple[np.ndarray, np.ndarray],
+        peak_two_theta: np.ndarray,
+        wavelength: float,
+    ) -> HklFamilies:
+        """As :meth:`deferred`, from the reflections of each kept peak (``hkl`` rows, ``peak_of`` their peak).
+
+        :param sites: fractional coordinates and spglib types of the sites (:func:`.hkl.structure_types`).
+        """
+        families = cls(fallback._representatives, fallback._counts, fallback._ptr, 'input')
+        families._pending = ('members', hkl, peak_of, lattice, sites, peak_two_theta, wavelength)
         return families
 
     def _resolve(self) -> None:
@@ -115,19 +134,22 @@ class HklFamilies(Sequence[dict[tuple[int, ...], int]]):
             return
         from .hkl import conventional_labels, site_types
 
-        hkl, two_theta, peak_two_theta, multiplicity, (lattice, frac, z, occupancy), wavelength = self._pending
-        self._pending = None
+        pending, self._pending = self._pending, None
         if self._n == 0:
             return
-        bins = np.rint(np.asarray(two_theta) / TWO_THETA_TOL)
-        first = np.searchsorted(bins, np.rint(np.asarray(peak_two_theta) / TWO_THETA_TOL), side='left')
-        lengths = np.asarray(multiplicity, dtype=np.int64) // 2
-        starts = np.cumsum(lengths) - lengths
-        rows = np.repeat(first, lengths) + (np.arange(int(lengths.sum())) - np.repeat(starts, lengths))
-        peak_of = np.repeat(np.arange(self._n), lengths)
-        site_frac, types = site_types(np.asarray(z), np.asarray(occupancy), np.asarray(frac))
+        if pending[0] == 'members':
+            _, members, peak_of, lattice, (site_frac, types), peak_two_theta, wavelength = pending
+        else:
+            _, hkl, two_theta, peak_two_theta, multiplicity, (lattice, frac, z, occupancy), wavelength = pending
+            bins = np.rint(np.asarray(two_theta) / TWO_THETA_TOL)
+            first = np.searchsorted(bins, np.rint(np.asarray(peak_two_theta) / TWO_THETA_TOL), side='left')
+            lengths = np.asarray(multiplicity, dtype=np.int64) // 2
+            starts = np.cumsum(lengths) - lengths
+            rows = np.repeat(first, lengths) + (np.arange(int(lengths.sum())) - np.repeat(starts, lengths))
+            members, peak_of = np.asarray(hkl)[rows], np.repeat(np.arange(self._n), lengths)
+            site_frac, types = site_types(np.asarray(z), np.asarray(occupancy), np.asarray(frac))
         labels = conventional_labels(
-            np.asarray(hkl)[rows],
+            members,
             peak_of,
             np.asarray(lattice),
             site_frac,
@@ -625,28 +647,23 @@ class XrdSimulator:
         indices = hkl[members][selected]
         peak_of = rank[group[members]][selected]
         n_kept = int(keep.sum())
-        families: HklFamilies | None = None
+        members = indices
+        if structure.lattice.is_hexagonal():
+            indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
+        representatives, counts, family_peak = family_arrays(indices, peak_of)
+        families = HklFamilies(representatives, counts, np.searchsorted(family_peak, np.arange(n_kept + 1)))
         if self.hkl_setting == 'conventional':
-            from .hkl import conventional_labels, structure_types
+            from .hkl import structure_types
 
-            site_frac, types = structure_types(structure)
-            labels = conventional_labels(
-                indices,
+            families = HklFamilies.deferred_members(
+                families,
+                members,
                 peak_of,
-                structure.lattice.matrix,
-                site_frac,
-                types,
-                peak_two_theta=two_theta[first][keep],
-                wavelength=self.wavelength,
+                np.asarray(structure.lattice.matrix),
+                structure_types(structure),
+                two_theta[first][keep],
+                self.wavelength,
             )
-            if labels.setting == 'conventional':
-                ptr = np.searchsorted(labels.family_peak, np.arange(n_kept + 1))
-                families = HklFamilies(labels.representatives, labels.counts, ptr, 'conventional')
-        if families is None:
-            if structure.lattice.is_hexagonal():
-                indices = np.column_stack([indices[:, 0], indices[:, 1], -indices[:, 0] - indices[:, 1], indices[:, 2]])
-            representatives, counts, family_peak = family_arrays(indices, peak_of)
-            families = HklFamilies(representatives, counts, np.searchsorted(family_peak, np.arange(n_kept + 1)))
         kept = summed[keep]
         return Peaks(
             two_theta=two_theta[first][keep],
