@@ -30,14 +30,27 @@ def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
 
 
 def _check_selection(structures: tuple[Any, ...], group: Any) -> None:
-    """Refuse (``echo_critical``) giving both or neither of pks and ``--group``, and pks of non-structures."""
+    """Refuse (``echo_critical``) giving both or neither of pks and ``--group``, and pks of other nodes.
+
+    Pks may name structures or finished DFT processes (which stand for their output structure).
+    """
     from aiida import orm
 
     if bool(structures) == (group is not None):
         echo.echo_critical('give either structure pks or --group, not both / neither')
-    bad = [n.pk for n in structures if not isinstance(n, orm.StructureData)]
+    bad = [n.pk for n in structures if not isinstance(n, orm.StructureData | orm.ProcessNode)]
     if bad:
-        echo.echo_critical(f'not StructureData: {bad}')
+        echo.echo_critical(f'neither StructureData nor DFT processes: {bad}')
+
+
+def _selected_pks(structures: tuple[Any, ...]) -> list[int]:
+    """Structure pks of the given nodes: structures as they are, DFT processes by their output structure."""
+    from ..dft.processes import group_members
+
+    members = group_members(pks=[n.pk for n in structures])
+    for pk, reason in members.skipped:
+        echo.echo_warning(f'{pk} left out: {reason}')
+    return members.structure_pks
 
 
 def _load_structures(pks: list[int]) -> list[Any]:
@@ -139,6 +152,9 @@ def cmd_featurize(
         echo.echo_critical(f'--store-graphs is only possible for a graph representation, not {representation}')
     _check_selection(structures, group)
     if group is not None and submit:
+        from .services import check_submit_services
+
+        check_submit_services()
         inputs: dict[str, Any] = {
             'group': orm.Str(group.uuid),
             'representation': orm.Str(representation),
@@ -155,7 +171,7 @@ def cmd_featurize(
         pks = pending_structure_pks(group, representation, parameters, skip_existing=not force)
         echo.echo_report(f'{len(pks)} structure(s) of group {group.label!r} need {representation}')
     else:
-        pks = [n.pk for n in structures]
+        pks = _selected_pks(structures)
         parameters = resolve_params(representation, parameters, pks=pks)
     results = []
     with click.progressbar(length=len(pks), label='featurising', show_pos=True) as bar:
@@ -273,7 +289,7 @@ def cmd_xrd(
         if not pks:
             echo.echo_critical(f'group {group.label!r} has no StructureData')
     else:
-        pks = [n.pk for n in structures]
+        pks = _selected_pks(structures)
     if row is not None and row >= len(pks):
         echo.echo_critical(f'--row {row} is out of range: {len(pks)} structure(s) selected')
     nodes = _load_structures(pks)

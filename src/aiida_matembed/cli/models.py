@@ -10,7 +10,7 @@ import click
 from aiida.cmdline.params import arguments, options
 from aiida.cmdline.utils import decorators, echo
 
-from . import _check_selection, _load_structures, cmd_matembed
+from . import _check_selection, _load_structures, _selected_pks, cmd_matembed
 
 __all__ = ('cmd_embed', 'cmd_models')
 
@@ -185,7 +185,7 @@ def cmd_embed(
 
         pks = group_structure_pks(group)
     else:
-        pks = [n.pk for n in structures]
+        pks = _selected_pks(structures)
     if not force:  # structures the model already embedded, or failed on (it would fail again), are skipped
         done = embedded_structure_pks(node, modality=modality, among=pks, include_failed=True)
         pks = [pk for pk in pks if pk not in done]
@@ -305,6 +305,9 @@ def _run_group(
     if scheduler_options:
         inputs['options'] = orm.Dict(scheduler_options)
     if submit:
+        from .services import check_submit_services
+
+        check_submit_services()
         node = submit_process(EmbedGroupWorkChain, **inputs)
         echo.echo_success(f'submitted EmbedGroupWorkChain<{node.pk}>; follow it with `verdi process report {node.pk}`')
         return
