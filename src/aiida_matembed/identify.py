@@ -62,7 +62,7 @@ def reference_patterns(
             xrd_pk, two_theta_range = row['xrd']['id'], row['xrd']['attributes.two_theta_range']
             structure_pk = row['structure']['id']
             low, high = _d_range(wavelength, two_theta_range)
-            if low <= d_range[0] * 1.0001 and high >= d_range[1] * 0.9999:
+            if low <= d_range[0] * 1.01 and high >= d_range[1] * 0.99:  # the core crops what is left over
                 chosen[structure_pk] = max(chosen.get(structure_pk, 0), xrd_pk)
     missing = [pk for pk in pks if pk not in chosen]
     nodes = {pk: orm.load_node(pk) for pk in set(chosen.values())}

@@ -17,6 +17,7 @@ from aiida_matembed.query import get_features
 from aiida_matembed.search import VectorSource, group_index, similar_structures
 
 from ..core.search.measured import GRID, render
+from ..core.search.test_patterns import XRDML
 
 
 @pytest.fixture
@@ -133,6 +134,10 @@ def test_identify_errors(group, tmp_path):
     raw.write_bytes(b'RAW4.00')
     result = CliRunner().invoke(cmd_matembed, ['identify', str(raw), '-G', group.label])
     assert result.exit_code != 0 and 'export the pattern as .xy' in result.output
+    mo = tmp_path / 'mo.xrdml'
+    mo.write_text(XRDML.format(counts=' '.join(['5'] * 100)).replace('1.5405980', '0.7093000'))
+    result = CliRunner().invoke(cmd_matembed, ['identify', str(mo), '-G', group.label, '--wavelength', 'CuKa'])
+    assert result.exit_code != 0 and 'measured at K-alpha1 = 0.7093 Å' in result.output
     text = tmp_path / 'text.xy'
     text.write_text('10 a\n')
     result = CliRunner().invoke(cmd_matembed, ['identify', str(text), '-G', group.label])

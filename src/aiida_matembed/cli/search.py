@@ -118,6 +118,26 @@ def cmd_search(
 
 
 # ------------------------------------------------------------------------------------------ identify
+def _check_file_wavelength(path: Path, wavelength: str | float) -> None:
+    """Refuse a ``--wavelength`` that contradicts the K-alpha1 wavelength an XRDML file records."""
+    from ..core.search.patterns import xrdml_wavelength
+    from ..core.xrd.wavelengths import WAVELENGTHS, resolve_wavelength
+
+    if path.suffix.lower() != '.xrdml':
+        return
+    recorded = xrdml_wavelength(path)
+    if recorded is None:
+        return
+    given = resolve_wavelength(wavelength)
+    if isinstance(wavelength, str) and f'{wavelength}1' in WAVELENGTHS:
+        given = WAVELENGTHS[f'{wavelength}1']
+    if abs(given - recorded[0]) > 0.002 * recorded[0]:
+        raise ValueError(
+            f'{path} was measured at K-alpha1 = {recorded[0]:g} Å, but --wavelength {wavelength} is {given:g} Å: '
+            'give the wavelength of the measurement'
+        )
+
+
 @cmd_matembed.command('identify')
 @click.argument('pattern', type=click.Path(dir_okay=False, path_type=Path))
 @options.GROUP(required=True, help='Group of candidate StructureData.')
@@ -162,6 +182,7 @@ def cmd_identify(
 
     try:
         measured = read_pattern(pattern)
+        _check_file_wavelength(pattern, _wavelength(wavelength))
         result, summary, stored = identify_in_group(
             measured,
             group,
