@@ -40,7 +40,7 @@ def _check_selection(structures: tuple[Any, ...], group: Any) -> None:
         echo.echo_critical('give either structure pks or --group, not both / neither')
     bad = [n.pk for n in structures if not isinstance(n, orm.StructureData | orm.ProcessNode)]
     if bad:
-        echo.echo_critical(f'neither StructureData nor DFT processes: {bad}')
+        echo.echo_critical(f'not StructureData or DFT processes: {bad}')
 
 
 def _selected_pks(structures: tuple[Any, ...]) -> list[int]:
