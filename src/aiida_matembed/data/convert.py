@@ -167,7 +167,7 @@ def to_structure_data(obj: Any) -> orm.StructureData:
     """Return ``obj`` as a ``StructureData`` (unstored if it was a pymatgen ``Structure`` or ASE ``Atoms``).
 
     Oxidation states, magnetic moments, charges and other per-site properties are stripped (module docstring);
-    ASE ``Atoms`` keep their periodic boundary conditions.
+    ASE ``Atoms`` keep their periodic boundary conditions and the kinds their tags define.
 
     :raises TypeError: for any other type.
     :raises ValueError: for a structure that ``StructureData`` cannot hold (dummy species, occupancy above 1, an
@@ -193,6 +193,13 @@ def to_structure_data(obj: Any) -> orm.StructureData:
         numbers = obj.get_atomic_numbers()
         if (numbers < 1).any():
             raise ValueError(f'ASE Atoms has a dummy species (atomic number 0) at site {int((numbers < 1).argmax())}')
+        if not np.isfinite(obj.positions).all():
+            bad = int(np.flatnonzero(~np.isfinite(obj.positions).all(axis=1))[0])
+            raise ValueError(f'NaN or infinite coordinates at site {bad}: StructureData cannot store them')
+        try:  # aiida-core's conversion keeps the kinds ASE tags define (Fe1, Fe2, ...)
+            return orm.StructureData(ase=obj)
+        except Exception:  # e.g. properties aiida-core cannot map; this package's conversion strips them
+            pass
         structure = Structure(
             Lattice(obj.cell.array),
             numbers.tolist(),
