@@ -208,11 +208,12 @@ def import_structures(
                     stored.append(node.store())
                 group.add_nodes(stored)
             for (entry, _node, extras), stored_node in zip(pending, stored, strict=True):
-                existing[extras[IMPORT_KEY_EXTRA]] = stored_node.pk
+                pk = int(stored_node.pk)  # type: ignore[arg-type]
+                existing[extras[IMPORT_KEY_EXTRA]] = pk
                 if deduplicator is not None:
-                    deduplicator.add(stored_node.pk, entry.structure, extras['formula'])
+                    deduplicator.add(pk, entry.structure, extras['formula'])
                 report.imported.append(
-                    {'file': entry.file, 'item': entry.item, 'pk': stored_node.pk, 'formula': extras['formula'],
+                    {'file': entry.file, 'item': entry.item, 'pk': pk, 'formula': extras['formula'],
                      'partial_occupancy': extras['partial_occupancy']}
                 )  # fmt: skip
         if progress is not None:

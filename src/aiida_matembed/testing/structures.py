@@ -72,7 +72,8 @@ def bad_inputs() -> list[BadInput]:
 def _infinite_coordinates() -> Any:
     from pymatgen.core import Lattice, Structure
 
-    structure = Structure(Lattice.cubic(4.0), ['Na', 'Cl'], [[0, 0, 0], [0.5, 0.5, 0.5]])
+    coords: Any = [[0, 0, 0], [0.5, 0.5, 0.5]]
+    structure = Structure(Lattice.cubic(4.0), ['Na', 'Cl'], coords)
     structure.replace(0, 'Na', [np.inf, 0, 0])
     return structure
 

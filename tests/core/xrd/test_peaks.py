@@ -104,7 +104,8 @@ def test_peaks_agree_with_pymatgen_on_the_pyriodic_prototypes(anode, every, max_
 
     structures = [p.structure for p in load_pyriodic_prototypes() if len(p.structure) <= max_sites][::every]
     reference = XRDCalculator(anode)
-    results = XrdSimulator(anode, hkl_setting='input').peaks_many(structures, errors='record')  # labels of the cell as given
+    # labels of the cell as given (test_hkl.py checks the conventional ones)
+    results = XrdSimulator(anode, hkl_setting='input').peaks_many(structures, errors='record')
     checked = 0
     for structure, ours in zip(structures, results, strict=True):
         if ours.error is not None:

@@ -286,8 +286,14 @@ def _format_hint(path: Path, chosen: str) -> str:
 def _read_text(path: Path) -> str:
     """The text of a file: UTF-8, or UTF-16 / UTF-32 when it starts with a byte-order mark."""
     raw = path.read_bytes()
-    for bom, encoding in ((b'\xff\xfe\x00\x00', 'utf-32'), (b'\x00\x00\xfe\xff', 'utf-32'),
-                          (b'\xff\xfe', 'utf-16'), (b'\xfe\xff', 'utf-16'), (b'\xef\xbb\xbf', 'utf-8-sig')):  # fmt: skip
+    marks = (
+        (b'\xff\xfe\x00\x00', 'utf-32'),
+        (b'\x00\x00\xfe\xff', 'utf-32'),
+        (b'\xff\xfe', 'utf-16'),
+        (b'\xfe\xff', 'utf-16'),
+        (b'\xef\xbb\xbf', 'utf-8-sig'),
+    )
+    for bom, encoding in marks:
         if raw.startswith(bom):
             return raw.decode(encoding, errors='replace')
     return raw.decode('utf-8', errors='replace')
