@@ -238,6 +238,7 @@ def ensure_vectors(
     if (representation is None) == (model is None):
         raise ValueError('give either a representation or a model')
     pks = sorted(set(structure_pks))
+    run: Any
     if representation is not None:
         from ..core.representations import load_representation_class
         from ..workflows.featurize_group import resolve_params
@@ -246,34 +247,30 @@ def ensure_vectors(
         resolved = load_representation_class(representation).from_params(
             resolve_params(representation, params, pks=pks)
         )
-        found = feature_nodes_of(pks, resolved.name, resolved.version, resolved.get_params())
-        pending = [pk for pk in pks if pk not in found]
-        for start in range(0, len(pending), batch_size):
-            nodes = (
-                orm.QueryBuilder()
-                .append(orm.StructureData, filters={'id': {'in': pending[start : start + batch_size]}})
-                .all(flat=True)
-            )
-            featurize_structures(sorted(nodes, key=lambda n: n.pk), representation, resolved.get_params())
-        found = feature_nodes_of(pks, resolved.name, resolved.version, resolved.get_params())
+        name, version, stored = resolved.name, resolved.version, resolved.get_params()
+
+        def run(nodes: list[orm.StructureData]) -> None:
+            featurize_structures(nodes, representation, stored)
     else:
         from ..data.model import load_model_node
         from .embed import embed_structures, embedding_params
 
         node = load_model_node(model)  # type: ignore[arg-type]
-        embedding = embedding_params(node, None)
-        version = str(node.base.attributes.get('version'))
-        name, number = node.name, int(version) if version.isdigit() else 0
-        found = feature_nodes_of(pks, name, number, embedding)
-        pending = [pk for pk in pks if pk not in found]
-        for start in range(0, len(pending), batch_size):
-            nodes = (
-                orm.QueryBuilder()
-                .append(orm.StructureData, filters={'id': {'in': pending[start : start + batch_size]}})
-                .all(flat=True)
-            )
-            embed_structures(sorted(nodes, key=lambda n: n.pk), node)
-        found = feature_nodes_of(pks, name, number, embedding)
+        text = str(node.base.attributes.get('version'))
+        name, version, stored = node.name, int(text) if text.isdigit() else 0, embedding_params(node, None)
+
+        def run(nodes: list[orm.StructureData]) -> None:
+            embed_structures(nodes, node)
+
+    found = feature_nodes_of(pks, name, version, stored)
+    pending = [pk for pk in pks if pk not in found]
+    for start in range(0, len(pending), batch_size):
+        query = orm.QueryBuilder().append(
+            orm.StructureData, filters={'id': {'in': pending[start : start + batch_size]}}
+        )
+        run(sorted(query.all(flat=True), key=lambda n: n.pk))
+    if pending:
+        found = feature_nodes_of(pks, name, version, stored)
     unique = {node.pk: node for node in found.values()}
     return [unique[pk] for pk in sorted(unique)]  # type: ignore[type-var]
 
