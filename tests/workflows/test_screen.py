@@ -222,3 +222,29 @@ class TestRealDft:
             cmd_matembed, ['train-property', '-G', 'nacl', '--target', 'energy', '-r', 'matembed.magpie']
         )
         assert result.exit_code != 0 and 'holds no finished DFT process' in result.output
+
+    def test_a_failed_dft_process_is_recorded_and_the_screen_goes_on(self, dft, screen):
+        from aiida_matembed.workflows.screen import launch_screen
+
+        group = orm.Group('doomed').store()
+        group.add_nodes(_diamond('Si', 'Si', 5.2).store())
+        unconverged = {'max_iterations': 1, 'pw': {'parameters': {'ELECTRONS': {'electron_maxstep': 1}}}}
+        summary, node = launch_screen(
+            group,
+            dft['code'],
+            protocol='fast',
+            overrides={
+                'k': 1,
+                'initial_labels': 'candidates/labelled',
+                'dft_workflow': 'quantumespresso.pw.base',
+                'pseudo_family': 'matembed/debian-qe/LDA',
+                'dft_overrides': unconverged,
+                'dft_options': {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}},
+            },
+        )
+        failed = summary['rounds'][0]['failed']
+        assert len(failed) == 1 and failed[0]['process'] == summary['dft_processes'][0]
+        assert not orm.load_node(failed[0]['process']).is_finished_ok
+        assert 'exit status' in failed[0]['reason']
+        assert node.is_finished_ok and summary['model'] is not None  # the model of the initial labels is kept
+        assert orm.load_group(summary['labelled_group']).count() == 2  # the failed process is not a label
