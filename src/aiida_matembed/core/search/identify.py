@@ -383,31 +383,36 @@ def _screen(
     if among is not None:
         inside &= np.isin(owner, among)
     u, w, owner = u[inside], w[inside], owner[inside]
-    total = np.bincount(owner, weights=w, minlength=n)
+    best = np.full(n, -1.0)
+    best_shift = np.zeros(n)
+    if not len(u):
+        return best, best_shift
+    # owner is sorted (peaks are stored candidate by candidate): sum each candidate's run with reduceat
+    present, starts = np.unique(owner, return_index=True)
+    total = np.add.reduceat(w, starts)
     delta = _SCREEN_SIGMA_FLOOR
-    lo, hi = u_range[0] - 0.1, u_range[1] + 0.1
+    lo, hi = u_range[0] - 0.1, u_range[1] + 0.1  # wider than any shift: every index stays on the grid
     grid = np.arange(lo, hi + delta / 4, delta / 4)
-    presence = np.zeros(len(grid))
+    presence = np.zeros(len(grid), dtype=np.float32)
     for centre, s in zip(u_obs, sigma, strict=True):
         window = (grid > centre - 4 * s) & (grid < centre + 4 * s)
         presence[window] = np.maximum(presence[window], np.exp(-0.5 * ((grid[window] - centre) / s) ** 2))
-    presence = np.append(presence, 0.0)  # index len(grid): outside
     limit = math.log1p(max_strain)
     shifts = np.arange(-limit, limit + delta / 2, delta)
-    best = np.full(n, -1.0)
-    best_shift = np.zeros(n)
     scale = 4 / delta
+    base = (u - lo) * scale
+    w32 = w.astype(np.float32)
+    inverse_total = np.divide(1.0, total, out=np.zeros_like(total), where=total > 0)
+    best_present = np.full(len(present), -1.0)
+    shift_present = np.zeros(len(present))
     for shift in shifts:
-        position = np.rint((u + shift - lo) * scale).astype(np.int64)
-        position[(position < 0) | (position >= len(grid))] = len(grid)
-        hit = presence[position]
-        covered = np.bincount(owner, weights=w * hit, minlength=n)
-        count = np.bincount(owner, weights=hit, minlength=n)
-        score = np.divide(covered, total, out=np.zeros(n), where=total > 0) * np.sqrt(
-            np.minimum(1.0, count / max(n_obs, 1))
-        )
-        better = score > best
-        best[better], best_shift[better] = score[better], shift
+        hit = presence[np.rint(base + shift * scale).astype(np.intp)]
+        covered = np.add.reduceat(w32 * hit, starts)
+        count = np.add.reduceat(hit, starts)
+        score = covered * inverse_total * np.sqrt(np.minimum(1.0, count / max(n_obs, 1)))
+        better = score > best_present
+        best_present[better], shift_present[better] = score[better], shift
+    best[present], best_shift[present] = best_present, shift_present
     return best, best_shift
 
 
