@@ -41,6 +41,8 @@ __all__ = (
 )
 
 _MEMORY: dict[str, VectorIndex] = {}
+_MEMORY_SIZE = 8
+"""Indexes kept in memory per process (each also lives on disk)."""
 
 
 @dataclass(frozen=True)
@@ -322,6 +324,8 @@ def group_index(
     )
     with contextlib.suppress(OSError):  # a read-only configuration folder: keep it in memory only
         index.save(path)
+    if len(_MEMORY) >= _MEMORY_SIZE:  # keep the most recent few in memory; the rest stay on disk
+        _MEMORY.pop(next(iter(_MEMORY)))
     _MEMORY[key] = index
     return index, vectors, False
 
