@@ -76,7 +76,7 @@ def representations():
     return {name: get_representation(name) for name in NAMES}
 
 
-@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(batch=st.lists(crystals(), min_size=1, max_size=3))
 def test_random_valid_crystals_never_crash_any_representation(representations, batch):
     for name, rep in representations.items():
