@@ -21,9 +21,12 @@ def test_quickstart_runs_and_is_idempotent(aiida_profile_clean, capsys, tmp_path
     assert 'XRD pattern -> its own structure first:' in first and 'of 17' in first
     assert 'CuAu (disordered fcc)' in first and 'disordered' in first
     assert 'cosine distance' in first and 'best match LiCoO2' in first and "phases ['LiCoO2']" in first
+    assert 'PwRelaxWorkChain<' in first and ': exit status 0' in first  # pw.x, installed by scripts/setup_env.sh
+    assert 'relaxed Si (StructureData<' in first and 'Magpie features in FeaturesData<' in first
     assert quickstart.main(argv) == 0
     second = capsys.readouterr().out
     assert 'reusing group' in second and 'already up to date' in second
     assert 'cached: same structures and settings already simulated' in second
     assert second.count('stored nothing new') == 3  # the embeddings are incremental too
     assert 'matembed.cmml has produced 2 FeaturesData node(s)' in second
+    assert "reusing group 'matembed/examples-dft': 1 relaxation(s)" in second

@@ -121,6 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     _simulate_xrd(group, args.output_dir)
     _learned_models(group)
     _search_and_identify(group, args.output_dir)
+    _dft_next_to_ml(args.output_dir)
 
     print(
         '\nHow to query what was stored:\n'
@@ -129,6 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         f'  verdi data matembed show <FeaturesData pk>\n'
         f'  verdi data matembed xrd -G {GROUP_LABEL} --wavelength MoKa --plot mo.png --export xy/\n'
         f'  verdi data matembed export <FeaturesData pk> -f csv -o features.csv\n'
+        f'  verdi data matembed screen -G <candidates> -k 2 --rounds 1 --target energy_per_atom -r matembed.magpie\n'
         f'  verdi data matembed models list; verdi data matembed models show matembed.cmml\n'
         f'  verdi data matembed embed -G {GROUP_LABEL} -m matembed.xrd_vae            # 2D map coordinates\n'
         f'  verdi data matembed embed -G {GROUP_LABEL} -m matembed.cmml -Y localhost  # through the worker CalcJob\n'
@@ -278,5 +280,77 @@ def _search_and_identify(group: Any, output_dir: str) -> None:
     plot_identification(result, path=path, title='LiCoO2-like pattern identified among the examples')
     print(f'  plot of the fit: {path}')
 
+
 if __name__ == '__main__':
     raise SystemExit(main())
+
+
+DFT_GROUP_LABEL = 'matembed/examples-dft'
+
+
+def _dft_next_to_ml(output_dir: str) -> None:
+    """Relax Si with pw.x (aiida-quantumespresso), featurise the relaxed structure, query both in one call."""
+    import shutil
+    from pathlib import Path
+
+    from aiida import orm
+    from aiida.engine import run_get_node
+
+    from aiida_matembed.dft.setup import DEBIAN_PSEUDO_DIR, setup_dft
+
+    print('\nDFT next to the representations (pw.x through aiida-quantumespresso):')
+    if shutil.which('pw.x') is None or not DEBIAN_PSEUDO_DIR.is_dir():
+        print('  skipped: pw.x is not installed (apt-get install quantum-espresso quantum-espresso-data)')
+        return
+    try:
+        from aiida.plugins import WorkflowFactory
+
+        relax = WorkflowFactory('quantumespresso.pw.relax')
+    except Exception:
+        print('  skipped: aiida-quantumespresso is not installed (pip install "aiida-matembed[dft]")')
+        return
+    from pymatgen.core import Lattice, Structure
+
+    from aiida_matembed.query import dft_feature_table
+    from aiida_matembed.workflows import FeaturizeGroupWorkChain
+
+    try:
+        computer = orm.load_computer('localhost')
+    except Exception:  # a profile without the computer verdi presto makes
+        workdir = Path(output_dir).resolve() / 'scratch'
+        computer = orm.Computer(
+            label='localhost', hostname='localhost', transport_type='core.local', scheduler_type='core.direct',
+            workdir=str(workdir),
+        ).store()  # fmt: skip
+        computer.set_default_mpiprocs_per_machine(1)
+        computer.configure()
+    setup = setup_dft(computer)
+    families = ', '.join(family.label for family in setup['families'].values())
+    print(f'  code {setup["code"].full_label}; pseudopotential families {families}')
+    group, _ = orm.Group.collection.get_or_create(label=DFT_GROUP_LABEL)
+    if not group.count():
+        silicon = Structure.from_spacegroup('Fd-3m', Lattice.cubic(5.6), ['Si'], [[0, 0, 0]]).get_primitive_structure()
+        family = 'matembed/debian-qe/PBE'
+        cheap = {'pw': {'parameters': {'SYSTEM': {'ecutwfc': 16, 'ecutrho': 64}}}, 'kpoints_distance': 0.5}
+        builder = relax.get_builder_from_protocol(  # type: ignore[union-attr]
+            setup['code'],
+            orm.StructureData(pymatgen=silicon),
+            protocol='fast',
+            overrides={'base_relax': {'pseudo_family': family, **cheap}, 'base_init_relax': {'pseudo_family': family}},
+            options={'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}},
+        )
+        _, node = run_get_node(builder)
+        group.add_nodes(node)
+        print(f'  {node.process_label}<{node.pk}> of Si: exit status {node.exit_status}')
+    else:
+        print(f'  reusing group {DFT_GROUP_LABEL!r}: {group.count()} relaxation(s)')
+    run_get_node(FeaturizeGroupWorkChain, group=orm.Str(DFT_GROUP_LABEL), representation=orm.Str('matembed.magpie'))
+    for row in dft_feature_table(DFT_GROUP_LABEL, 'matembed.magpie', process_class=relax):
+        volume = orm.load_node(row['structure']).get_pymatgen_structure().volume
+        print(
+            f'  relaxed Si (StructureData<{row["structure"]}>, {volume:.2f} Å^3): energy {row["energy"]:.4f} eV, '
+            f'Magpie features in FeaturesData<{row["features"]}> (mean Z {row["vector"][3]:.1f})'
+        )
+    print(
+        f'  verdi data matembed train-property -G {DFT_GROUP_LABEL} --target band_gap -r matembed.magpie  # needs >= 2'
+    )
