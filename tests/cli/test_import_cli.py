@@ -150,3 +150,11 @@ def test_dataset_import_of_an_imported_group_leaves_out_the_partially_occupied(a
     assert report['n_structures'] == 8 and len(StructureSet.load(tmp_path / 'set.npz')) == 8
     [failure] = report['failed']
     assert failure['file'].startswith('StructureData<') and 'partially occupied' in failure['reason']
+
+
+def test_dataset_build_and_info_print_json(runner, tmp_path):
+    built = json.loads(invoke(runner, 'dataset', 'build', tmp_path / 'b.npz', '-n', 3, '--seed', 1, '--json').output)
+    assert built['n_structures'] == 3 and built['output'] == str(tmp_path / 'b.npz')
+    info = json.loads(invoke(runner, 'dataset', 'info', tmp_path / 'b.npz', '--json').output)
+    assert info['sha256'] == built['sha256'] == StructureSet.load(tmp_path / 'b.npz').sha256()
+    assert sum(info['crystal_system'].values()) == 3 and 'formula' in info['labels']

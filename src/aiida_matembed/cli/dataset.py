@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 from pathlib import Path
@@ -21,6 +22,24 @@ _SPLITS = ('train', 'heldout', 'all')
 @cmd_matembed.group('dataset')
 def cmd_dataset() -> None:
     """Training and held-out structure sets (StructureSet .npz files)."""
+
+
+def _summary_dict(structure_set: Any) -> dict[str, Any]:
+    """What :func:`_summary` prints, as JSON: counts, label names, metadata and the hash."""
+    labels = structure_set.labels
+    out: dict[str, Any] = {
+        'n_structures': len(structure_set),
+        'n_sites': len(structure_set.numbers),
+        'labels': sorted(labels),
+        'metadata': structure_set.metadata,
+        'sha256': structure_set.sha256(),
+    }
+    for column in ('source', 'origin', 'crystal_system'):
+        if column in labels:
+            out[column] = {str(k): int(v) for k, v in structure_set.counts(column).items()}
+    if 'space_group' in labels:
+        out['n_space_groups'] = len(set(labels['space_group'].tolist()))
+    return out
 
 
 def _summary(structure_set: Any) -> None:
@@ -78,6 +97,7 @@ def _check_output(output: Path, overwrite: bool) -> None:
 @click.option('-j', '--jobs', type=click.IntRange(min=1), default=1, show_default=True, help='Worker processes.')
 @click.option('--group', 'group_label', help='Also store the structures as StructureData in a new Group.')
 @click.option('--overwrite', is_flag=True, help='Replace OUTPUT if it exists.')
+@click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON (no progress bar).')
 def cmd_build(
     output: Path,
     n: int,
@@ -88,12 +108,15 @@ def cmd_build(
     jobs: int,
     group_label: str | None,
     overwrite: bool,
+    as_json: bool,
 ) -> None:
     """Build a reproducible structure set (synthetic crystals and decorated prototypes) into OUTPUT (.npz)."""
     from ..core.datasets import build_dataset
 
     _check_output(output, overwrite)
-    with click.progressbar(length=n, label=f'building {split} set', show_pos=True) as bar:
+    with click.progressbar(
+        length=n, label=f'building {split} set', show_pos=True, file=io.StringIO() if as_json else None
+    ) as bar:
         try:
             structure_set = build_dataset(
                 n,
@@ -107,24 +130,29 @@ def cmd_build(
         except (ValueError, RuntimeError) as exception:
             echo.echo_critical(str(exception))
     path = _save(structure_set, output)
-    echo.echo_success(f'wrote {len(structure_set)} structures to {path}')
-    _summary(structure_set)
+    if as_json:
+        click.echo(json.dumps({'output': str(path), **_summary_dict(structure_set)}, indent=1))
+    else:
+        echo.echo_success(f'wrote {len(structure_set)} structures to {path}')
+        _summary(structure_set)
     if group_label:
         _store_group(structure_set, group_label)
 
 
 @cmd_dataset.command('info')
 @click.argument('file', type=click.Path(dir_okay=False, path_type=Path))
-def cmd_info(file: Path) -> None:
+@click.option('--json', 'as_json', is_flag=True, help='Print the summary as JSON.')
+def cmd_info(file: Path, as_json: bool) -> None:
     """Summarise a StructureSet FILE: counts per source and crystal system, space groups, structure types, hash."""
-    import json
-
     from ..core.datasets import StructureSet
 
     try:
         structure_set = StructureSet.load(file)
     except (FileNotFoundError, ValueError) as exception:
         echo.echo_critical(str(exception))
+    if as_json:
+        click.echo(json.dumps({'file': str(file), **_summary_dict(structure_set)}, indent=1))
+        return
     metadata = structure_set.metadata
     click.echo(f'StructureSet {file}')
     click.echo(f'  builder        : {metadata.get("builder", "?")} (version {metadata.get("version", "?")})')
