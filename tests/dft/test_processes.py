@@ -94,6 +94,15 @@ def test_labels_from_the_outputs_plugins_use():
         {'output_parameters': orm.Dict({'highest_occupied_level': 5.0, 'lowest_unoccupied_level': 6.25})}, structure
     )
     assert gap['band_gap'] == 1.25
+    bands = orm.BandsData()
+    bands.set_kpoints(np.array([[0.0, 0.0, 0.0], [0.5, 0.0, 0.0]]))
+    bands.set_bands(np.array([[-5.0, 1.0, 2.5, 4.0], [-4.0, 1.5, 2.0, 5.0]]))  # eV
+    insulator = {'output_band': bands, 'output_parameters': orm.Dict({'number_of_electrons': 4.0})}
+    assert dft_labels(insulator, structure)['band_gap'] == 0.5  # min of band 3 (2.0) - max of band 2 (1.5)
+    odd = {'output_band': bands, 'output_parameters': orm.Dict({'number_of_electrons': 5.0})}
+    assert dft_labels(odd, structure)['band_gap'] == 0.0  # odd electron count, no spin: a metal
+    full = {'output_band': bands, 'output_parameters': orm.Dict({'number_of_electrons': 8.0})}
+    assert math.isnan(dft_labels(full, structure)['band_gap'])  # no empty band computed
     trajectory = orm.ArrayData()
     trajectory.set_array('stress', np.array([np.eye(3) * 9.0, np.diag([1.0, 2.0, 3.0])]))
     assert dft_labels({'output_trajectory': trajectory}, structure)['pressure'] == 2.0  # trace / 3 of the last

@@ -425,8 +425,11 @@ def write_parity_plot(
     pad = 0.05 * (hi - lo or 1.0)
     ax.plot([lo - pad, hi + pad], [lo - pad, hi + pad], color='0.6', lw=1)
     ax.scatter(x, y, s=18, label=f'MAE {np.abs(x - y).mean():.3g}')
-    ax.set_xlabel(f'DFT {target}')
-    ax.set_ylabel(f'predicted {target}')
+    from ..dft.processes import DFT_UNITS
+
+    unit = f' ({DFT_UNITS[target]})' if target in DFT_UNITS else ''
+    ax.set_xlabel(f'DFT {target}{unit}')
+    ax.set_ylabel(f'predicted {target}{unit}')
     ax.set_xlim(lo - pad, hi + pad)
     ax.set_ylim(lo - pad, hi + pad)
     ax.set_title(title, fontsize=9)

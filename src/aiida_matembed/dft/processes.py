@@ -32,6 +32,7 @@ from aiida import orm
 
 __all__ = (
     'DFT_COLUMNS',
+    'DFT_UNITS',
     'LABEL_SOURCES',
     'DftRecord',
     'GroupMembers',
@@ -44,6 +45,15 @@ __all__ = (
 
 DFT_COLUMNS = ('energy', 'energy_per_atom', 'pressure', 'total_magnetization', 'band_gap')
 """Label columns read from finished DFT processes (units in the module docstring)."""
+
+DFT_UNITS = {
+    'energy': 'eV',
+    'energy_per_atom': 'eV/atom',
+    'pressure': 'GPa',
+    'total_magnetization': 'μB',
+    'band_gap': 'eV',
+}
+"""Units of :data:`DFT_COLUMNS`."""
 
 HARTREE_TO_EV = 27.211386245988
 """CODATA 2018."""
@@ -224,8 +234,10 @@ def _band_gap(outputs: Mapping[str, Any]) -> float | None:
     if bands.ndim != 2:
         return None
     n_occupied = electrons / 2.0
-    if not float(n_occupied).is_integer() or int(n_occupied) >= bands.shape[1]:
-        return None  # an odd number of electrons (a metal) or no empty band computed
+    if not float(n_occupied).is_integer():
+        return 0.0  # an odd number of electrons per cell without spin polarisation: a metal
+    if int(n_occupied) >= bands.shape[1]:
+        return None  # no empty band computed
     occupied = int(n_occupied)
     return max(0.0, float(bands[:, occupied].min() - bands[:, occupied - 1].max()))
 
