@@ -105,7 +105,9 @@ def test_calcfunctions_record_each_bad_row_and_keep_the_good(stored):
         assert failure['pk'] == nodes[failure['index']].pk
     good = [i for i in range(len(rows)) if i not in bad_rows]
     assert np.isfinite(features.features[good]).all()
-    patterns, _ = simulate_xrd_structures(nodes, {'step': 0.05})
+    patterns, process = simulate_xrd_structures(nodes, {'step': 0.05})
+    assert process.base.attributes.get('xrd_labels_version') == 2  # enters the cache key: no stale labels reused
+    assert patterns.base.attributes.get('hkl_setting') == 'conventional'
     assert [f['index'] for f in patterns.failures] == bad_rows
     for row in good:
         assert len(patterns.peaks(row)) > 0 and patterns.peaks(row).hkl_setting == 'conventional'
