@@ -76,3 +76,18 @@ def test_bad_representation_or_parameters_fail_before_storing(aiida_profile_clea
 def test_calcfunction_rejects_inputs_outside_the_structures_namespace(stored_examples):
     with pytest.raises(ValueError, match='unexpected inputs'):
         featurize.run_get_node(representation=orm.Str('matembed.magpie'), other=stored_examples[0])
+
+
+def test_equal_structures_of_other_nodes_are_not_a_cache_hit(aiida_profile_clean, examples):
+    # the output names its rows' structure UUIDs: a cached copy would name the original's structures
+    from aiida_matembed.query import get_features
+
+    first = [orm.StructureData(pymatgen=e.structure).store() for e in examples[:3]]
+    again = [orm.StructureData(pymatgen=e.structure).store() for e in examples[:3]]
+    _, process = featurize_structures(first, 'matembed.element_fraction')
+    copy, other = featurize_structures(again, 'matembed.element_fraction')
+    assert other.base.caching.get_cache_source() is None
+    assert copy.rows == [node.uuid for node in again]
+    assert get_features(again[0], 'matembed.element_fraction').shape == (103,)
+    _, same = featurize_structures(first, 'matembed.element_fraction')
+    assert same.base.caching.get_cache_source() == process.uuid

@@ -228,9 +228,25 @@ def _setup_inputs_in_bulk(self: Any) -> None:
     if isinstance(node, orm.CalcJobNode) and not node.computer:  # what CalcJob._setup_inputs adds
         code = self.inputs.get('code')
         node.computer = code.computer if code is not None else None
+    _record_row_uuids(node, inputs)
     hook = getattr(type(self), '_matembed_after_inputs', None)
     if hook is not None:
         hook(self)
+
+
+def _record_row_uuids(node: orm.ProcessNode, inputs: dict[str, Any]) -> None:
+    """Put a hash of the input structures' UUIDs in row order on the process node, before it is hashed.
+
+    The output records those UUIDs (its ``rows``), so it is a function of the input *nodes*, not only of their
+    content: without this, a batch of other nodes with equal structures would be a cache hit whose copied output
+    names the rows of the original's structures.
+    """
+    import hashlib
+
+    labels = sorted(label for label in inputs if label.startswith('structures__'))
+    if labels:
+        uuids = '\n'.join(inputs[label].uuid for label in labels)
+        node.base.attributes.set('matembed_rows_hash', hashlib.sha256(uuids.encode()).hexdigest())
 
 
 def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], None] | None = None) -> Any:
