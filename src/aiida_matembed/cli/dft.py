@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import click
-from aiida.cmdline.params import options, types
+from aiida.cmdline.params import options
 from aiida.cmdline.utils import decorators, echo
 
 from . import _parse_params, cmd_matembed
@@ -201,7 +201,7 @@ def cmd_predict(group: Any, model: str, structure_link: str, as_json: bool) -> N
 @click.option('-m', '--model', help='Learn from the embeddings of this model instead of a representation.')
 @click.option('--selection', type=click.Choice(['lowest', 'highest', 'uncertainty', 'diversity']))
 @click.option('--prerelax/--no-prerelax', default=None, help='Pre-relax the selected structures with CHGNet.')
-@click.option('--code', 'code', type=types.CodeParamType(), default='pw@localhost', show_default=True)
+@click.option('--code', 'code_label', default='pw@localhost', show_default=True, help='The DFT code (label@computer).')
 @click.option('--protocol', type=click.Choice(['fast', 'moderate', 'precise']), help='Screening protocol.')
 @click.option('--dft-workflow', help='Entry point of the DFT WorkChain (default quantumespresso.pw.relax).')
 @click.option('--dft-protocol', help="The DFT WorkChain's protocol (e.g. fast, balanced, stringent).")
@@ -224,7 +224,7 @@ def cmd_screen(
     model: str | None,
     selection: str | None,
     prerelax: bool | None,
-    code: Any,
+    code_label: str,
     protocol: str | None,
     dft_workflow: str | None,
     dft_protocol: str | None,
@@ -270,13 +270,22 @@ def cmd_screen(
         except json.JSONDecodeError as exception:
             echo.echo_critical(f'--dft-overrides is not JSON: {exception}')
     overrides['dft_options'] = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': mpiprocs}}
+    from aiida import orm
+
+    try:
+        code = orm.load_code(code_label)
+    except Exception:
+        echo.echo_critical(f'no code {code_label!r}: run `verdi data matembed dft setup` (or give --code)')
     try:
         builder = ScreenWorkChain.get_builder_from_protocol(group, code, protocol=protocol, overrides=overrides)
         summary = screen_launch(builder, submit=submit, parity_plot=plot)
     except (ValueError, TypeError) as exception:
         echo.echo_critical(str(exception))
+    failed = not submit and summary['exit_status'] != 0
     if as_json:
         _emit(True, summary)
+        if failed:
+            raise SystemExit(1)
         return
     if submit:
         echo.echo_success(f'submitted ScreenWorkChain<{summary["process"]}>')
@@ -297,3 +306,5 @@ def cmd_screen(
             echo.echo_warning(f'  DFT of {failure["candidate"]} failed: {failure["reason"]}')
     if summary['model'] is not None:
         echo.echo_success(f'model ModelData<{summary["model"]}>, predictions FeaturesData<{summary["predictions"]}>')
+    if failed:
+        raise SystemExit(1)
