@@ -9,3 +9,8 @@ ruff check src tests benchmarks scripts examples
 ruff format --check src tests benchmarks scripts examples
 mypy
 pytest -q -p no:cacheprovider "$@"
+if [ $# -eq 0 ]; then
+    # the daemon + fault tests: PostgreSQL + RabbitMQ (installed and started here if missing), 2 daemon workers
+    bash scripts/setup_services.sh start
+    pytest -q -p no:cacheprovider -m daemon tests/daemon
+fi

@@ -46,7 +46,9 @@ __all__ = (
     'instance_holder',
     'live_claims',
     'mark_orphans',
+    'note_claim',
     'release_claim',
+    'wait_for_claims',
 )
 
 _ACTIVE = (ProcessState.CREATED.value, ProcessState.WAITING.value, ProcessState.RUNNING.value)
@@ -252,3 +254,37 @@ def live_claims(key: str, pks: list[int], process: Any) -> dict[int, list[int]]:
         if members:
             found.setdefault(int(holder['process']), []).extend(members)
     return found
+
+
+# ------------------------------------------------------------------------------ used by the Group WorkChains
+def note_claim(process: Any, claim: Claim, what: str) -> None:
+    """Report a claim's orphans and structures left to other processes; queue the latter in ``ctx.elsewhere``.
+
+    Structures claimed by another live copy of the same process are not queued: that copy finishes them.
+    """
+    if claim.orphans:
+        process.report(f'marked calcfunction(s) {claim.orphans} of a dead daemon worker as killed; running again')
+    for holder, pks in claim.elsewhere.items():
+        process.report(f'{len(pks)} structure(s) are being {what} by process <{holder}>: left to it')
+        if holder != process.node.pk:
+            process.ctx.elsewhere.setdefault(str(holder), []).extend(pks)
+
+
+def wait_for_claims(process: Any, key: str, current: Callable[[list[int]], set[int]], batch_size: int) -> Any:
+    """Await the processes holding structures in ``ctx.elsewhere``; once they are gone, queue what they left undone.
+
+    :returns: a ``ToContext`` to return from the step while others still hold claims, else ``None`` (the
+        structures without a current result are then in ``ctx.batches``).
+    """
+    from aiida.engine import ToContext
+
+    pks = sorted({pk for members in process.ctx.elsewhere.values() for pk in members})
+    process.ctx.elsewhere = {}
+    left = sorted(set(pks) - current(pks)) if pks else []
+    live = live_claims(key, left, process) if left else {}
+    if live:
+        process.ctx.elsewhere = {str(holder): members for holder, members in live.items()}
+        process.report(f'waiting for process(es) {sorted(live)} working on {len(left)} structure(s) of this group')
+        return ToContext(**{f'claim_holder_{holder}': orm.load_node(holder) for holder in live})
+    process.ctx.batches = [left[i : i + batch_size] for i in range(0, len(left), batch_size)]
+    return None

@@ -6,7 +6,8 @@ that code's computer (a GPU node through its scheduler), up to ``max_concurrent`
 already have a current result (same model / representation and options, made by either path) are skipped;
 for ``embed`` and ``xrd`` a recorded failure (e.g. partial occupancy for a crystal-graph model) counts as a
 result, since the same model fails the same way again (``skip_existing=False`` retries everything).
-A batch that runs out of memory is restarted as two halves (down to one structure).
+A batch that runs out of memory is restarted as two halves (down to one structure). Batches are claimed before
+they run, as in ``matembed.featurize_group`` (see :mod:`~aiida_matembed.workflows.claims`).
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ from __future__ import annotations
 from typing import Any
 
 from aiida import orm
-from aiida.engine import ExitCode, WorkChain, append_, while_
+from aiida.engine import ExitCode, ToContext, WorkChain, append_, while_
 
 from ..calculations.batch import load_nodes, row_key
 from ..data.model import ModelData
+from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
 from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
 
 __all__ = ('EmbedGroupWorkChain', 'group_structure_pks')
@@ -155,6 +157,8 @@ class EmbedGroupWorkChain(WorkChain):
         self.ctx.running = {}
         self.ctx.n_done = 0
         self.ctx.failed = []
+        self.ctx.elsewhere = {}
+        self.ctx.claims = {}
         where = f'with worker code {self.inputs.code.full_label}' if 'code' in self.inputs else 'in-process'
         self.report(
             f'{len(pending)} structure(s) of group {group.label!r}: {self._task_name()} in '
@@ -162,23 +166,35 @@ class EmbedGroupWorkChain(WorkChain):
         )
 
     def has_work(self) -> bool:
-        """Whether batches remain to run or to inspect."""
-        return bool(self.ctx.batches) or bool(self.ctx.running)
+        """Whether batches remain to run or to inspect, or structures claimed by other WorkChains to check again."""
+        return bool(self.ctx.batches) or bool(self.ctx.running) or bool(self.ctx.get('elsewhere'))
 
-    def submit_batches(self) -> None:
-        """Run the next batch in-process, or submit up to ``max_concurrent`` worker CalcJobs."""
+    def submit_batches(self) -> ToContext | None:
+        """Run the next batch in-process, or submit up to ``max_concurrent`` worker CalcJobs (claimed parts only)."""
+        if not self.ctx.batches and not self.ctx.running:
+            return wait_for_claims(self, self._claim_key(), self._current, self.inputs.batch_size.value)
         if 'code' not in self.inputs:
             if self.ctx.batches:
-                self._run_inline(self.ctx.batches.pop(0))
-            return
+                claim = self._claim(self.ctx.batches.pop(0))
+                try:
+                    if claim.pks:
+                        self._run_inline(claim.pks)
+                finally:
+                    release_claim(claim)
+            return None
         while self.ctx.batches and len(self.ctx.running) < self.inputs.max_concurrent.value:
-            batch = self.ctx.batches.pop(0)
-            inputs = self._worker_inputs(batch)
+            claim = self._claim(self.ctx.batches.pop(0))
+            if not claim.pks:
+                continue
+            inputs = self._worker_inputs(claim.pks)
             if not inputs['structures']:
+                release_claim(claim)
                 continue
             node = self.submit(self._worker_class(), **inputs)
-            self.ctx.running[str(node.pk)] = batch
+            self.ctx.running[str(node.pk)] = claim.pks
+            self.ctx.claims[str(node.pk)] = claim.group_pk
             self.to_context(jobs=append_(node))
+        return None
 
     def inspect_batches(self) -> None:
         """Collect finished worker jobs: keep results, halve out-of-memory batches, record failures."""
@@ -188,6 +204,7 @@ class EmbedGroupWorkChain(WorkChain):
             batch = self.ctx.running.pop(str(node.pk), None)
             if batch is None:
                 continue
+            release_claim(Claim(self._claim_key(), group_pk=self.ctx.claims.pop(str(node.pk), None)))
             if node.is_finished_ok:
                 self._record(node.outputs.patterns if self._task_name() == 'xrd' else node.outputs.features)
             elif node.exit_status in (WorkerCalculation.exit_codes.ERROR_OUT_OF_MEMORY.status, 110) and len(batch) > 1:
@@ -207,6 +224,50 @@ class EmbedGroupWorkChain(WorkChain):
         return None
 
     # ------------------------------------------------------------------------------------ internals
+    def _claim_key(self) -> str:
+        task, params = self._task_name(), self._params()
+        if task == 'featurize':
+            from ..core.representations import load_representation_class
+
+            cls = load_representation_class(self.inputs.representation.value)
+            return claim_key(task, cls.name, cls.version, cls.from_params(params).get_params())
+        if task == 'xrd':
+            from ..calculations.xrd import _settings
+
+            return claim_key(task, 'matembed.simulate_xrd', None, _settings(params))
+        from ..calculations.embed import embedding_params
+
+        settings = embedding_params(self.inputs.model, params.get('modality'))
+        return claim_key(task, self.inputs.model.name, None, settings)
+
+    def _current(self, pks: list[int]) -> set[int]:
+        """Pks among ``pks`` that have a current result (``skip_existing=False``: made after this WorkChain started)."""
+        task = self._task_name()
+        if task == 'featurize':
+            from ..core.representations import load_representation_class
+            from ..query import featurized_structure_pks
+
+            rep = load_representation_class(self.inputs.representation.value).from_params(self._params())
+            since = None if self.inputs.skip_existing.value else self.node.ctime
+            params = rep.get_params()
+            return featurized_structure_pks(rep.name, version=rep.version, params=params, among=pks, since=since)
+        if not self.inputs.skip_existing.value:
+            return set()  # recomputing on purpose: only claims keep concurrent copies apart
+        if task == 'xrd':
+            from ..query import simulated_structure_pks
+
+            return simulated_structure_pks(self._params(), among=pks, include_failed=True)
+        from ..calculations.embed import embedding_params
+        from ..query import embedded_structure_pks
+
+        modality = embedding_params(self.inputs.model, self._params().get('modality'))['modality']
+        return embedded_structure_pks(self.inputs.model, modality=modality, among=pks, include_failed=True)
+
+    def _claim(self, batch: list[int]) -> Claim:
+        claim = claim_batch(self._claim_key(), batch, self, self._current)
+        note_claim(self, claim, f'processed ({self._task_name()})')
+        return claim
+
     def _record(self, output: orm.Data) -> None:
         self.out(f'results.batch_{self.ctx.n_done:04d}', output)
         self.ctx.n_done += 1

@@ -11,7 +11,7 @@ from ..calculations.featurize import featurize_structures
 from ..core.representations import load_representation_class
 from ..dft.processes import group_members
 from ..query import featurized_structure_pks
-from .claims import Claim, claim_batch, claim_key, live_claims, release_claim
+from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
 
 __all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks', 'resolve_params')
 
@@ -185,27 +185,8 @@ class FeaturizeGroupWorkChain(WorkChain):
 
     def _claim(self, batch: list[int]) -> Claim:
         claim = claim_batch(self._claim_key(), batch, self, self._current)
-        if claim.orphans:
-            self.report(f'marked calcfunction(s) {claim.orphans} of a dead daemon worker as killed; running again')
-        for holder, pks in claim.elsewhere.items():
-            self.report(f'{len(pks)} structure(s) are being featurised by process <{holder}>: left to it')
-            if holder != self.node.pk:  # another copy of this very WorkChain finishes them itself
-                self.ctx.elsewhere.setdefault(str(holder), []).extend(pks)
+        note_claim(self, claim, 'featurised')
         return claim
-
-    def _wait_for_claims(self) -> ToContext | None:
-        """Await the WorkChains that claimed structures of this one; then queue those they did not finish."""
-        pks = sorted({pk for pks in self.ctx.elsewhere.values() for pk in pks})
-        self.ctx.elsewhere = {}
-        left = sorted(set(pks) - self._current(pks))
-        live = live_claims(self._claim_key(), left, self)
-        if live:
-            self.ctx.elsewhere = {str(holder): members for holder, members in live.items()}
-            self.report(f'waiting for process(es) {sorted(live)} featurising {len(left)} structure(s) of this group')
-            return ToContext(**{f'claim_holder_{holder}': orm.load_node(holder) for holder in live})
-        size = self.inputs.batch_size.value
-        self.ctx.batches = [left[i : i + size] for i in range(0, len(left), size)]
-        return None
 
     def _next_label(self) -> str:
         """``batch_NNNN``, the next label not used by an output yet (another copy of this WorkChain may add some)."""
@@ -219,7 +200,7 @@ class FeaturizeGroupWorkChain(WorkChain):
     def run_batch(self) -> ExitCode | ToContext | None:
         """Featurise the next batch (its claimed part) in one calcfunction; split it on an unexpected exception."""
         if not self.ctx.batches:
-            return self._wait_for_claims()
+            return wait_for_claims(self, self._claim_key(), self._current, self.inputs.batch_size.value)
         claim = self._claim(self.ctx.batches.pop(0))
         batch = claim.pks
         if not batch:
