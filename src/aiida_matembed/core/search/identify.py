@@ -883,6 +883,11 @@ def plot_identification(result: Identification, *, path: str | Path | None = Non
     x = result.two_theta
     top = float(result.measured.max()) or 1.0
     ax.plot(x, result.measured / top * 100, color='black', linewidth=0.8, label='measured')
+    stripped = result.net + result.background
+    if np.abs(stripped - np.maximum(result.measured, result.background)).max() > 0.02 * top:  # K-alpha2 was removed
+        ax.plot(
+            x, stripped / top * 100, color='tab:cyan', linewidth=0.6, alpha=0.8, label='measured, K-alpha2 stripped'
+        )
     ax.plot(x, result.background / top * 100, color='grey', linewidth=0.8, linestyle='--', label='background')
     ax.plot(x, (result.fitted + result.background) / top * 100, color='tab:red', linewidth=0.9, label='fit')
     colours = ['tab:blue', 'tab:green', 'tab:orange', 'tab:purple', 'tab:brown']
