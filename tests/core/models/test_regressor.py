@@ -4,7 +4,13 @@ import numpy as np
 import pytest
 
 from aiida_matembed.core.models import MODEL_KINDS, FeatureRegressor, model_from_checkpoint
-from aiida_matembed.core.models.regressor import cross_validate, fit_gaussian_process, train_regressor
+from aiida_matembed.core.models.regressor import (
+    LENGTH_SCALES,
+    NOISE_RATIOS,
+    cross_validate,
+    fit_gaussian_process,
+    train_regressor,
+)
 
 
 def _data(n=40, d=5, seed=0):
@@ -116,3 +122,28 @@ def test_checkpoint_round_trip_is_safetensors_with_checksum(tmp_path):
     np.testing.assert_array_equal(loaded.predict_features(x[:5])[0], model.predict_features(x[:5])[0])
     with pytest.raises(ValueError, match='reads 5 features'):
         loaded.predict_features(x[:5, :3])
+
+
+def test_cross_validation_survives_folds_whose_training_rows_share_one_vector():
+    x = np.array([[1.0, 2.0]] * 4 + [[3.0, 1.0]])  # polymorphs: one composition vector for four structures
+    y = np.array([-5.0, -5.1, -4.9, -5.05, -3.0])
+    validation = cross_validate(x, y, folds=5, seed=0)
+    assert np.isfinite(validation.predictions).all()
+    fit_gaussian_process(x, y)  # the whole set has a varying column
+
+
+def test_chosen_hyper_parameters_beat_every_coarse_grid_point():
+    from scipy.linalg import cho_solve, cholesky
+
+    x, y = _data(n=30)
+    fit = fit_gaussian_process(x, y)
+    z = (x[:, fit.columns] - fit.x_mean) / fit.x_scale
+    t = (y - fit.y_mean) / fit.y_scale
+    sq = ((z[:, None, :] - z[None]) ** 2).sum(-1)
+    constant = 0.5 * len(t) * (1 + np.log(2 * np.pi))
+    for scale in LENGTH_SCALES * np.sqrt(z.shape[1]):
+        for ratio in NOISE_RATIOS:
+            lower = cholesky(np.exp(-sq / (2 * scale**2)) + (ratio + 1e-10) * np.eye(len(t)), lower=True)
+            signal = t @ cho_solve((lower, True), t) / len(t)
+            lml = -0.5 * len(t) * np.log(signal) - np.log(np.diag(lower)).sum() - constant
+            assert lml <= fit.log_marginal_likelihood + 1e-9

@@ -12,9 +12,10 @@ standardised targets ``y``:
    \varepsilon \sim N(0, s^2 \lambda)
 
 with ``d`` the number of columns kept. The length scale ``l`` and the noise ratio ``λ`` are chosen on a
-log grid by the log marginal likelihood, with the signal variance ``s²`` at its closed-form optimum
-``yᵀ(K̃ + λI)⁻¹y / n`` for each pair (a profile likelihood). Predictions are the posterior mean and the
-posterior standard deviation of ``f`` (epistemic: it does not include the noise ``s²λ``), in target units.
+log grid, refined around its best point, by the log marginal likelihood, with the signal variance ``s²`` at
+its closed-form optimum ``yᵀ(K̃ + λI)⁻¹y / n`` for each pair (a profile likelihood). Predictions are the
+posterior mean and the posterior standard deviation of ``f`` (epistemic: it does not include the noise
+``s²λ``), in target units.
 
 :func:`cross_validate` reports the K-fold mean absolute error, hyper-parameters re-chosen inside each fold,
 next to the error of the mean predictor on the same folds (the baseline a model must beat).
@@ -47,11 +48,15 @@ __all__ = (
     'train_regressor',
 )
 
-LENGTH_SCALES = np.geomspace(0.1, 10.0, 15)
-"""Grid of ``l`` (in units of ``sqrt(d)`` standardised feature units)."""
+LENGTH_SCALES = np.geomspace(0.1, 10.0, 7)
+"""Coarse grid of ``l`` (in units of ``sqrt(d)`` standardised feature units)."""
 
-NOISE_RATIOS = np.geomspace(1e-6, 1.0, 13)
-"""Grid of ``λ = sigma_noise² / s²``."""
+NOISE_RATIOS = np.geomspace(1e-6, 1.0, 7)
+"""Coarse grid of ``λ = sigma_noise² / s²``."""
+
+REFINE_SCALES = (0.6, 0.8, 1.0, 1.25, 1.6)
+REFINE_RATIOS = (0.1, 0.3, 1.0, 3.0, 10.0)
+"""Factors of the finer grid around the best coarse point (at most 49 + 24 Cholesky factorisations)."""
 
 _JITTER = 1e-10
 
@@ -129,27 +134,33 @@ def fit_gaussian_process(x: Any, y: Any) -> GaussianProcessFit:
     n, d = z.shape
     sq = (z * z).sum(1)[:, None] + (z * z).sum(1)[None, :] - 2.0 * z @ z.T
     sq = np.clip(sq, 0.0, None)
-    best: tuple[float, float, float] | None = None
-    for scale in LENGTH_SCALES * np.sqrt(d):
-        base = np.exp(-sq / (2.0 * scale**2))
+    scores: dict[tuple[float, float], float] = {}
+
+    def score(scale: float, ratio: float) -> None:
+        if (scale, ratio) in scores:
+            return
+        kernel = np.exp(-sq / (2.0 * scale**2)) + (ratio + _JITTER) * np.eye(n)
+        try:
+            lower = cholesky(kernel, lower=True, check_finite=False)
+        except np.linalg.LinAlgError:
+            return
+        signal = max(float(t @ cho_solve((lower, True), t, check_finite=False)) / n, 1e-12)
+        # log p(y) with s² at its optimum, less the constant n/2 (1 + log 2π): -n/2 log s² - sum(log diag L)
+        scores[(scale, ratio)] = -0.5 * n * np.log(signal) - np.log(np.diag(lower)).sum()
+
+    for scale in LENGTH_SCALES * np.sqrt(d):  # coarse grid, then a finer one around its best point
         for ratio in NOISE_RATIOS:
-            try:
-                lower = cholesky(base + (ratio + _JITTER) * np.eye(n), lower=True, check_finite=False)
-            except np.linalg.LinAlgError:
-                continue
-            a = cho_solve((lower, True), t, check_finite=False)
-            signal = max(float(t @ a) / n, 1e-12)
-            # log p(y) with s² at its optimum: -n/2 log s² - sum(log diag L) - n/2 - n/2 log 2π
-            lml = -0.5 * n * np.log(signal) - np.log(np.diag(lower)).sum() - 0.5 * n * (1.0 + np.log(2 * np.pi))
-            if best is None or lml > best[0]:
-                best = (float(lml), float(scale), float(ratio))
-    if best is None:  # pragma: no cover - the largest noise ratio keeps the matrix positive definite
-        raise ValueError('the kernel matrix is not positive definite for any hyper-parameter')
-    lml, scale, ratio = best
+            score(float(scale), float(ratio))
+    coarse_scale, coarse_ratio = max(scores, key=scores.__getitem__)
+    for step_scale in REFINE_SCALES:
+        for step_ratio in REFINE_RATIOS:
+            score(coarse_scale * step_scale, min(coarse_ratio * step_ratio, 1.0))
+    scale, ratio = max(scores, key=scores.__getitem__)
     base = np.exp(-sq / (2.0 * scale**2))
     lower = cholesky(base + (ratio + _JITTER) * np.eye(n), lower=True, check_finite=False)
     alpha = cho_solve((lower, True), t, check_finite=False)
     signal = max(float(t @ alpha) / n, 1e-12)
+    lml = scores[(scale, ratio)] - 0.5 * n * (1.0 + np.log(2 * np.pi))
     return GaussianProcessFit(z, alpha, lower, columns, x_mean, x_scale, y_mean, y_scale, scale, signal, ratio, lml)
 
 
@@ -184,11 +195,12 @@ def cross_validate(x: Any, y: Any, *, folds: int = 5, seed: int = 0) -> CrossVal
     predictions, std, baseline = np.empty(n), np.empty(n), np.empty(n)
     for fold in np.array_split(order, k):
         train = np.setdiff1d(order, fold)
-        if len(train) >= 2:
+        try:
             fit = fit_gaussian_process(x[train], y[train])
-            predictions[fold], std[fold] = fit.predict(x[fold])
-        else:  # a single training row: the best a model can do is its value
+        except ValueError:  # one training row, or all training rows share one vector (polymorphs, for Magpie)
             predictions[fold], std[fold] = y[train].mean(), np.nan
+        else:
+            predictions[fold], std[fold] = fit.predict(x[fold])
         baseline[fold] = y[train].mean()
     errors = predictions - y
     return CrossValidation(
@@ -301,6 +313,11 @@ class FeatureRegressor(TrainedModel):
                 f'{self.name} reads vectors of {source["representation"]!r}, which is not a representation: '
                 'predict from stored vectors (verdi data matembed predict)'
             ) from None
+        if source.get('version') is not None and cls.version != source['version']:
+            raise ValueError(
+                f'{self.name} was trained on version {source["version"]} of {source["representation"]}; '
+                f'version {cls.version} is installed: retrain it'
+            )
         rep = cls.from_params(source.get('params') or {})
         result = rep.featurize_many(list(structures), errors=errors)  # type: ignore[arg-type]
         self.failures = list(result.failures)
