@@ -395,14 +395,18 @@ def dft_feature_table(
         rows = dft_feature_table('my-relaxations', 'matembed.magpie',
                                  process_class=WorkflowFactory('quantumespresso.pw.relax'))
 
-    :param process_class: only processes of this class (default: any process in the Group).
-    :returns: one dict per process with ``process``, ``structure`` (pks), ``energy`` (eV, as the output holds
-        it), ``features`` (pk of the newest FeaturesData with a successful row for it) and ``vector`` (numpy).
+    :param process_class: only processes of this class (default: any process in the Group). Only processes (DFT and
+        featurising) that finished ok count; the newest FeaturesData of the representation is used, whatever its
+        options (filter the result by ``orm.load_node(row['features']).params`` to choose).
+    :returns: one dict per process with ``process``, ``structure`` (pks), ``energy`` (as the output holds it: eV
+        for Quantum ESPRESSO), ``features`` (pk of the newest FeaturesData with a successful row for it) and
+        ``vector`` (numpy).
     """
     group = group if isinstance(group, orm.Group) else orm.load_group(group)
     qb = orm.QueryBuilder()
     qb.append(orm.Group, filters={'id': group.pk}, tag='group')
-    qb.append(process_class or orm.ProcessNode, with_group='group', tag='dft', project='id')
+    finished_ok = {'attributes.process_state': 'finished', 'attributes.exit_status': 0}
+    qb.append(process_class or orm.ProcessNode, with_group='group', tag='dft', project='id', filters=finished_ok)
     qb.append(orm.Dict, with_incoming='dft', edge_filters={'label': energy_link}, project='attributes.energy')
     qb.append(
         orm.StructureData,
@@ -411,16 +415,22 @@ def dft_feature_table(
         tag='structure',
         project=['id', 'uuid'],
     )
-    qb.append(orm.CalculationNode, with_incoming='structure', tag='featurize')
+    qb.append(orm.CalculationNode, with_incoming='structure', tag='featurize', filters=finished_ok)
     qb.append(
         FeaturesData, with_incoming='featurize', filters={'attributes.representation': representation}, project='*'
     )
     qb.order_by({FeaturesData: {'ctime': 'desc'}})
     rows = []
     seen: set[int] = set()
+    layout: dict[int, tuple[dict[str, int], set[int]]] = {}
     for process_pk, energy, structure_pk, uuid, features in qb.all():
-        uuids, failed = row_structure_uuids(features)
-        if process_pk in seen or uuid not in uuids or uuids.index(uuid) in failed:
+        if process_pk in seen:
+            continue
+        if features.pk not in layout:  # one provenance read per FeaturesData, not per row
+            uuids, failed = row_structure_uuids(features)
+            layout[features.pk] = ({u: i for i, u in enumerate(uuids) if u}, failed)
+        index_of, failed = layout[features.pk]
+        if uuid not in index_of or index_of[uuid] in failed:
             continue
         seen.add(process_pk)
         rows.append(
@@ -429,7 +439,7 @@ def dft_feature_table(
                 'structure': structure_pk,
                 'energy': energy,
                 'features': features.pk,
-                'vector': features.features[uuids.index(uuid)],
+                'vector': features.features[index_of[uuid]],
             }
         )
     return rows

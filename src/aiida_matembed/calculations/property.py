@@ -22,6 +22,7 @@ processes of any plugin) or pks, compute the vectors that are missing, and run t
 from __future__ import annotations
 
 import io
+import math
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -318,6 +319,13 @@ def train_property_model(
     )
     if not feature_nodes:
         raise ValueError('none of the DFT structures could be featurised')
+    vectors = vectors_by_uuid(feature_nodes)
+    usable = [r for r in records if math.isfinite(r.labels[target]) and orm.load_node(r.structure_pk).uuid in vectors]
+    if len(usable) < 2:
+        raise ValueError(
+            f'only {len(usable)} of {len(records)} finished DFT process(es) have both a {target} label and a '
+            f'{feature_nodes[0].representation} vector; a model needs >= 2'
+        )
     source_name = feature_nodes[0].representation
     inputs: dict[str, Any] = {
         'parameters': orm.Dict(

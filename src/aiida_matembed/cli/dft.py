@@ -153,12 +153,13 @@ def cmd_train_property(
 def cmd_predict(group: Any, model: str, structure_link: str, as_json: bool) -> None:
     """Predict a property model's target (with its uncertainty) for GROUP and store it as FeaturesData."""
     from aiida import orm
+    from aiida.common.exceptions import MultipleObjectsError, NotExistent
 
     from ..calculations.property import predict_property
 
     try:
         result = predict_property(group, model, structure_link=structure_link)
-    except (ValueError, TypeError) as exception:
+    except (ValueError, TypeError, NotExistent, MultipleObjectsError) as exception:
         echo.echo_critical(str(exception))
     values = result.by_pk()
     labels = result.predictions.labels

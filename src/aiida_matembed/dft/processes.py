@@ -167,7 +167,11 @@ def group_members(
         if reason is not None:
             members.skipped.append((process.pk, reason))
             continue
-        members.process_of.setdefault(structure.pk, process.pk)  # type: ignore[arg-type]
+        if structure.pk in members.process_of:  # e.g. two scf runs of one input structure
+            other = members.process_of[structure.pk]  # type: ignore[index]
+            members.skipped.append((process.pk, f'stands for the same structure as process {other}: left out'))  # type: ignore[arg-type]
+            continue
+        members.process_of[structure.pk] = process.pk  # type: ignore[index]
         structures.add(structure.pk)  # type: ignore[arg-type]
     members.structure_pks = sorted(structures)
     return members

@@ -102,6 +102,12 @@ def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
         return f'unknown target {target!r}; DFT labels: {", ".join(DFT_COLUMNS)}'
     if ('representation' in inputs) == ('model' in inputs):
         return 'give either a representation or an embedding model'
+    if 'model' in inputs:
+        from ..data.model import ModelData
+
+        model = inputs['model']
+        if not isinstance(model, ModelData) or model.base.attributes.get('kind') == 'regressor':
+            return f'model must be an embedding model (matembed.model), got {model}'
     if 'representation' in inputs:
         from ..core.representations import load_representation_class
 
@@ -124,6 +130,18 @@ def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     except Exception as exception:
         return f'unknown DFT workflow entry point {inputs["dft_workflow"].value!r}: {exception}'
     return None
+
+
+def _dft_inputs(process_pks: Any) -> set[int]:
+    """Pks of the structures DFT processes started from, and of the structures those were pre-relaxed from."""
+    started: set[int] = set()
+    for pk in process_pks:
+        for link in orm.load_node(pk).base.links.get_incoming(node_class=orm.StructureData).all():
+            started.add(link.node.pk)  # type: ignore[arg-type]
+            creator = link.node.creator
+            if creator is not None and creator.process_label == 'prerelax':
+                started.update(n.pk for n in creator.base.links.get_incoming(node_class=orm.StructureData).all_nodes())
+    return started
 
 
 class ScreenWorkChain(ProtocolMixin, WorkChain):
@@ -218,8 +236,7 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
     def _source(self) -> dict[str, Any]:
         if 'model' in self.inputs:
             return {'model': self.inputs.model}
-        params = self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
-        return {'representation': self.inputs.representation.value, 'params': params}
+        return {'representation': self.inputs.representation.value, 'params': dict(self.ctx.params)}
 
     def _vectors(self, pks: list[int]) -> dict[int, np.ndarray]:
         from ..calculations.property import ensure_vectors
@@ -247,7 +264,6 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
             self.report(f'candidate {pk} skipped: {reason}')
         if not members.structure_pks:
             return self.exit_codes.ERROR_NO_CANDIDATES
-        self.ctx.remaining = list(members.structure_pks)
         label = self.inputs.labelled_group.value if 'labelled_group' in self.inputs else f'{candidates.label}/labelled'
         group, _ = orm.Group.collection.get_or_create(label=label)
         self.ctx.labelled_group = group.uuid
@@ -255,12 +271,25 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
         if 'initial_labels' in self.inputs:
             initial = orm.load_group(self.inputs.initial_labels.value)
             group.add_nodes(list(initial.nodes))
+        labelled = group_members(group, structure_link=self.inputs.structure_link.value)
+        done = _dft_inputs(labelled.process_of.values()) & set(members.structure_pks)
+        if done:
+            self.report(f'{len(done)} candidate(s) already have a DFT label in {group.label!r}: not run again')
+        self.ctx.remaining = [pk for pk in members.structure_pks if pk not in done]
+        self.ctx.labelled_candidates = sorted(done)
+        self.ctx.params = {}
+        if 'representation' in self.inputs:  # options taken from the batch: resolved once, on everything
+            from .featurize_group import resolve_params
+
+            given = self.inputs.parameters.get_dict() if 'parameters' in self.inputs else {}
+            every = sorted(set(members.structure_pks) | set(labelled.structure_pks))
+            self.ctx.params = resolve_params(self.inputs.representation.value, given, pks=every)
         self.ctx.round = 0
         self.ctx.model = None
         self.ctx.metrics = []
         self.ctx.failed = []
         self.ctx.candidate_of = {}
-        if len(group.nodes):
+        if labelled.process_of:
             self._train_model()
         return None
 
@@ -272,7 +301,8 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
         """Represent and predict the unlabelled candidates, then choose ``k`` of them."""
         self.ctx.round += 1
         remaining = list(self.ctx.remaining)
-        vectors = self._vectors(remaining)
+        labelled_candidates = sorted(set(self.ctx.labelled_candidates) | set(self.ctx.candidate_of.values()))
+        vectors = self._vectors(remaining + labelled_candidates)
         usable = [pk for pk in remaining if pk in vectors]
         for pk in sorted(set(remaining) - set(usable)):
             self.report(f'candidate StructureData<{pk}> has no vector (its featurisation failed): not selectable')
@@ -289,9 +319,9 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
             std = np.array([predicted.get(pk, (np.nan, np.nan))[1] for pk in usable])
         selection = self.inputs.selection.value if mean is not None else 'diversity'
         labelled_vectors = None
-        if selection == 'diversity' and self.ctx.candidate_of:
-            done = [pk for pk in self.ctx.candidate_of.values() if pk in vectors]
-            labelled_vectors = np.stack([vectors[pk] for pk in done]) if done else None
+        done = [pk for pk in labelled_candidates if pk in vectors]
+        if selection == 'diversity' and done:
+            labelled_vectors = np.stack([vectors[pk] for pk in done])
         rows = select_candidates(
             selection, self.inputs.k.value, vectors=matrix, mean=mean, std=std, labelled=labelled_vectors
         )
@@ -357,7 +387,7 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
             assert isinstance(structure, orm.StructureData)
             try:
                 builder = self._builder(structure)
-            except ValueError as exception:
+            except Exception as exception:  # any plugin's builder: recorded for this candidate, the rest goes on
                 self.report(f'no DFT for StructureData<{pk}>: {exception}')
                 self.ctx.round_failed.append({'candidate': pk, 'process': None, 'reason': str(exception)})
                 continue
@@ -420,7 +450,7 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
             pairs = []
             for record in records:
                 candidate = self.ctx.candidate_of[str(record.process_pk)]
-                value = record.labels[target]
+                value = record.labels[target] if np.isfinite(record.labels[target]) else None  # JSON: no NaN
                 guess = self.ctx.predicted.get(str(candidate))
                 pairs.append(
                     {
@@ -432,11 +462,16 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
                     }
                 )
             round_metrics['labels'] = pairs
-            errors = [abs(p['dft'] - p['predicted']) for p in pairs if p['predicted'] is not None]
+            errors = [
+                abs(p['dft'] - p['predicted'])
+                for p in pairs
+                if p['dft'] is not None and p['predicted'] is not None and np.isfinite(p['predicted'])
+            ]
             if errors:
                 round_metrics['prediction_mae'] = float(np.mean(errors))
+        previous = self.ctx.model
         reason = self._train_model() if ok else None
-        if self.ctx.model is not None:
+        if self.ctx.model is not None and (self.ctx.model != previous or not ok):
             round_metrics['model'] = self.ctx.model
             round_metrics.update({k: self.ctx.last_train[k] for k in ('cv_mae', 'baseline_mae', 'n_train')})
             self.out(f'round_models.round_{self.ctx.round:02d}', orm.load_node(self.ctx.model))
@@ -445,6 +480,7 @@ class ScreenWorkChain(ProtocolMixin, WorkChain):
             self.report(f'every DFT process of round {self.ctx.round} failed')
         if reason is not None:
             self.ctx.no_model_reason = reason
+            round_metrics['no_model'] = reason
         return None
 
     def finalize(self) -> ExitCode | None:
