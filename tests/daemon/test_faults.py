@@ -243,3 +243,18 @@ def test_worker_calcjob_killed_on_the_computer(daemon, await_node, make_group, s
     assert again.is_finished_ok, again.exit_message
     assert [f.base.attributes.get('n_rows') for f in again.outputs.results.values()] == [5]
     assert_nothing_left(group, node, again)
+
+
+def test_submit_with_rabbitmq_down_says_which_command_starts_it(daemon, make_group, structures, rabbitmq_restorer):
+    from click.testing import CliRunner
+
+    from aiida_matembed.cli import cmd_matembed
+
+    group = make_group(structures[:3])
+    before = orm.QueryBuilder().append(FeaturizeGroupWorkChain).count()
+    rabbitmq_restorer()
+    args = ['featurize', '-G', group.label, '-r', REPRESENTATION, '--submit']
+    result = CliRunner().invoke(cmd_matembed, args)
+    assert result.exit_code != 0
+    assert 'RabbitMQ' in result.output and 'bash scripts/setup_services.sh start' in result.output
+    assert orm.QueryBuilder().append(FeaturizeGroupWorkChain).count() == before  # nothing was created

@@ -152,9 +152,19 @@ def _mutex(key: str) -> Iterator[None]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def _claims(key: str) -> list[tuple[int, dict[str, Any]]]:
-    query = orm.QueryBuilder().append(ClaimGroup, filters={'label': {'like': f'{key}/%'}}, project=['id', 'extras'])
-    return [(pk, extras.get('holder', {})) for pk, extras in query.all()]
+def _overlapping(key: str, pks: list[int]) -> dict[int, tuple[dict[str, Any], list[int]]]:
+    """Claims of ``key`` holding any of ``pks``: ``{claim pk: (holder, those of pks it holds)}`` (one query)."""
+    found: dict[int, tuple[dict[str, Any], list[int]]] = {}
+    for start in range(0, len(pks), 5000):
+        query = orm.QueryBuilder().append(
+            ClaimGroup, filters={'label': {'like': f'{key}/%'}}, project=['id', 'extras'], tag='claim'
+        )
+        query.append(
+            orm.StructureData, with_group='claim', filters={'id': {'in': pks[start : start + 5000]}}, project='id'
+        )
+        for group_pk, extras, pk in query.all():
+            found.setdefault(group_pk, ((extras or {}).get('holder', {}), []))[1].append(pk)
+    return found
 
 
 def _members(group_pk: int, among: list[int] | None) -> list[int]:
@@ -173,6 +183,8 @@ def mark_orphans(process_pk: int, pks: list[int] | None, reason: str) -> list[in
     :param pks: only those with one of these structures as an input (``None``: all).
     :returns: the pks of the nodes marked.
     """
+    if pks is not None and not pks:
+        return []
     query = orm.QueryBuilder().append(orm.ProcessNode, filters={'id': process_pk}, tag='caller')
     query.append(
         orm.CalcFunctionNode,
@@ -205,12 +217,11 @@ def claim_batch(key: str, batch: list[int], process: Any, current: Callable[[lis
     claim = Claim(key)
     with _mutex(key):
         remaining = sorted(batch)
-        for group_pk, holder in _claims(key):
+        for group_pk, (holder, members) in _overlapping(key, remaining).items():
             if _holder_alive(holder, me):
-                members = set(_members(group_pk, remaining)) if remaining else set()
-                if members:
-                    claim.elsewhere.setdefault(int(holder['process']), []).extend(sorted(members))
-                    remaining = [pk for pk in remaining if pk not in members]
+                claim.elsewhere.setdefault(int(holder['process']), []).extend(sorted(members))
+                taken = set(members)
+                remaining = [pk for pk in remaining if pk not in taken]
                 continue
             # stale: its calcfunctions with these structures as inputs can only be the dead instance's
             stale_members = _members(group_pk, None)
@@ -218,9 +229,10 @@ def claim_batch(key: str, batch: list[int], process: Any, current: Callable[[lis
                 f'killed by aiida-matembed: the daemon worker running it (pid {holder.get("pid")} on '
                 f'{holder.get("host")}) died; its structures were claimed again by process <{me["process"]}>'
             )
-            if holder.get('process') is not None:
+            if holder.get('process') is not None and stale_members:
                 claim.orphans += mark_orphans(int(holder['process']), stale_members, reason)
-            orm.Group.collection.delete(group_pk)
+            with contextlib.suppress(Exception):  # released meanwhile
+                orm.Group.collection.delete(group_pk)
         claim.done = sorted(current(remaining)) if remaining else []
         done = set(claim.done)
         claim.pks = [pk for pk in remaining if pk not in done]
@@ -247,12 +259,10 @@ def live_claims(key: str, pks: list[int], process: Any) -> dict[int, list[int]]:
     """Structures of ``pks`` under live claims of other processes than ``process``, by holder pk."""
     me = instance_holder(process)
     found: dict[int, list[int]] = {}
-    for group_pk, holder in _claims(key):
+    for holder, members in _overlapping(key, pks).values():
         if holder.get('process') == me['process'] or not _holder_alive(holder, me):
             continue
-        members = _members(group_pk, pks)
-        if members:
-            found.setdefault(int(holder['process']), []).extend(members)
+        found.setdefault(int(holder['process']), []).extend(members)
     return found
 
 
