@@ -77,6 +77,11 @@ def test_group_members_resolves_structures_processes_and_explains_the_rest(aiida
     assert "no output 'output_structure'" in reasons[vasp.pk] and "['structure']" in reasons[vasp.pk]
     assert len(members.structure_pks) == 3
 
+    _, again = scf_like.run_get_node(structure=scf.inputs.structure, parameters=orm.Dict({'energy': -2.1}))
+    twice = group_members(pks=[scf.pk, again.pk])
+    assert twice.structure_pks == [scf.inputs.structure.pk]
+    assert twice.skipped == [(again.pk, f'stands for the same structure as process {scf.pk}: left out')]
+
     other = group_members(pks=[vasp.pk], structure_link='structure')
     assert other.structure_pks == [vasp.outputs.structure.pk]
 

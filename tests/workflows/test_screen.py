@@ -113,6 +113,21 @@ class TestRealDft:
         volume = relaxation.outputs.output_structure.get_pymatgen_structure().volume
         assert 36 < volume < 44  # Å^3 per 2-atom cell (PBE 40.9 converged; low cutoffs here)
 
+    def test_pressure_of_a_compressed_cell_is_positive(self, dft):
+        from aiida_matembed.dft.processes import read_dft_records
+
+        builder = WorkflowFactory('quantumespresso.pw.base').get_builder_from_protocol(
+            dft['code'],
+            _diamond('Si', 'Si', 5.2),  # 4 % below the PBE lattice constant
+            protocol='fast',
+            overrides={'pseudo_family': 'matembed/debian-qe/PBE', **LOW_CUTOFFS},
+            options={'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}},
+        )
+        _, node = run_get_node(builder)
+        (record,), _ = read_dft_records(pks=[node.pk])
+        assert record.structure_pk == node.inputs.pw.structure.pk  # scf only: the input structure
+        assert record.labels['pressure'] > 5  # GPa; QE's sign: positive when compressed
+
     def test_features_hang_off_the_relaxed_structure(self, relaxation):
         from aiida_matembed.query import dft_feature_table
         from aiida_matembed.workflows.featurize_group import FeaturizeGroupWorkChain
