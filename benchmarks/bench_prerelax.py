@@ -72,7 +72,11 @@ def main():
     relax = WorkflowFactory('quantumespresso.pw.relax')
     family = 'matembed/debian-qe/LDA'
     cutoffs = {'pw': {'parameters': {'SYSTEM': {'ecutwfc': 20, 'ecutrho': 160}}}, 'kpoints_distance': 0.4}
-    overrides = {'base_relax': {'pseudo_family': family, **cutoffs}, 'base_init_relax': {'pseudo_family': family}}
+    overrides = {
+        'base_relax': {'pseudo_family': family, **cutoffs},
+        'base_init_relax': {'pseudo_family': family},
+        'meta_convergence': False,  # one vc-relax: low cutoffs leave Pulay stress that restarts would chase
+    }
     options = {'resources': {'num_machines': 1, 'num_mpiprocs_per_machine': 1}}
 
     def dft(structure):
@@ -94,10 +98,12 @@ def main():
         t_chgnet = time.perf_counter() - start
         assert relaxed is not None, f'CHGNet failed on {name}'
         after, t_after = dft(relaxed)
-        assert direct.is_finished_ok and after.is_finished_ok, (direct.exit_status, after.exit_status)
         row = np.array([_ionic_steps(direct), _ionic_steps(after), t_direct, t_chgnet + t_after])
-        totals += row
-        print(f'{name:<8} {row[0]:>12.0f} {row[1]:>18.0f} {row[2]:>9.1f} {row[3]:>12.1f}')
+        status = '' if direct.is_finished_ok and after.is_finished_ok else (
+            f'  (exit status {direct.exit_status} / {after.exit_status}: not counted)')  # fmt: skip
+        if not status:
+            totals += row
+        print(f'{name:<8} {row[0]:>12.0f} {row[1]:>18.0f} {row[2]:>9.1f} {row[3]:>12.1f}{status}')
     print(f'{"total":<8} {totals[0]:>12.0f} {totals[1]:>18.0f} {totals[2]:>9.1f} {totals[3]:>12.1f}')
     print(f'ionic steps saved: {totals[0] - totals[1]:.0f} of {totals[0]:.0f} ({1 - totals[1] / totals[0]:.0%}); '
           f'time ratio direct / (CHGNet + DFT): {totals[2] / totals[3]:.2f}x')  # fmt: skip
