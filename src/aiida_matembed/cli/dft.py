@@ -277,6 +277,10 @@ def cmd_screen(
         code = orm.load_code(code_label)
     except Exception:
         echo.echo_critical(f'no code {code_label!r}: run `verdi data matembed dft setup` (or give --code)')
+    if submit:
+        from .services import check_submit_services
+
+        check_submit_services()
     try:
         builder = ScreenWorkChain.get_builder_from_protocol(group, code, protocol=protocol, overrides=overrides)
         summary = screen_launch(builder, submit=submit, parity_plot=plot)

@@ -21,6 +21,7 @@ from ..calculations.batch import load_nodes, row_key
 from ..data.model import ModelData
 from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
 from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
+from .protocols import ProtocolMixin
 
 __all__ = ('EmbedGroupWorkChain', 'group_structure_pks')
 
@@ -64,8 +65,44 @@ def _is_out_of_memory(exception: BaseException) -> bool:
     return check(exception)
 
 
-class EmbedGroupWorkChain(WorkChain):
+class EmbedGroupWorkChain(ProtocolMixin, WorkChain):
     """Run one task (``embed``, ``featurize`` or ``xrd``) over the structures of a Group in batches."""
+
+    _protocol_file = 'embed_group'
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        group: orm.Group | str,
+        model: ModelData | str | int | None = None,
+        *,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Any:
+        """A builder for embedding ``group`` with ``model`` (or another task), inputs from a protocol.
+
+        :param model: a ``matembed.model`` node, its pk, or a registered name (imported once).
+        :param protocol: ``fast``, ``moderate`` (default) or ``precise`` (``protocols/embed_group.yaml``): batch size
+            and worker jobs in flight.
+        :param overrides: input name -> value over the protocol's (``task``, ``representation``, ``parameters``,
+            ``code``, ``device``, ...).
+        """
+        from ..data.model import load_model_node
+
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        node = group if isinstance(group, orm.Group) else _load_group(group)
+        builder = cls.get_builder()
+        builder.group = orm.Str(node.uuid)
+        model = inputs.pop('model', model)
+        if model is not None:
+            builder.model = load_model_node(model)
+        if 'code' in inputs:
+            code = inputs.pop('code')
+            builder.code = code if isinstance(code, orm.AbstractCode) else orm.load_code(code)
+        wrap = {'batch_size': orm.Int, 'max_concurrent': orm.Int, 'skip_existing': orm.Bool, 'parameters': orm.Dict}
+        for key, value in inputs.items():
+            builder[key] = wrap.get(key, orm.Str)(value)
+        return builder
 
     @classmethod
     def define(cls, spec: Any) -> None:

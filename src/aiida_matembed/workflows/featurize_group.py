@@ -12,6 +12,7 @@ from ..core.representations import load_representation_class
 from ..dft.processes import group_members
 from ..query import featurized_structure_pks
 from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
+from .protocols import ProtocolMixin
 
 __all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks', 'resolve_params')
 
@@ -106,7 +107,7 @@ def resolve_params(
     return rep.fit([composition]).get_params() if symbols else rep.get_params()
 
 
-class FeaturizeGroupWorkChain(WorkChain):
+class FeaturizeGroupWorkChain(ProtocolMixin, WorkChain):
     """Featurise the ``StructureData`` of a Group with one representation, ``batch_size`` per process.
 
     Structures that already have a current result (same representation, version and options, row not
@@ -118,6 +119,37 @@ class FeaturizeGroupWorkChain(WorkChain):
     whose process raises is split in two and retried, down to single structures. Options taken "from the
     batch" (``species=None``) are resolved once on the whole Group, so all batches share their columns.
     """
+
+    _protocol_file = 'featurize_group'
+
+    @classmethod
+    def get_builder_from_protocol(
+        cls,
+        group: orm.Group | str,
+        representation: str,
+        *,
+        protocol: str | None = None,
+        overrides: dict[str, Any] | None = None,
+    ) -> Any:
+        """A builder for featurising ``group`` with ``representation``, inputs from a protocol.
+
+        :param protocol: ``fast``, ``moderate`` (default) or ``precise`` (``protocols/featurize_group.yaml``):
+            batch size and the resolution of the structural representations (SOAP, RDFs).
+        :param overrides: input name -> value over the protocol's; ``parameters`` update the protocol's options.
+        """
+        inputs = cls.get_protocol_inputs(protocol, overrides)
+        node = group if isinstance(group, orm.Group) else _load_group(group)
+        presets = inputs.pop('representation_parameters', {}).get(representation, {})
+        builder = cls.get_builder()
+        builder.group = orm.Str(node.uuid)
+        builder.representation = orm.Str(representation)
+        builder.parameters = orm.Dict({**presets, **inputs.pop('parameters', {})})
+        builder.batch_size = orm.Int(inputs.pop('batch_size'))
+        builder.skip_existing = orm.Bool(inputs.pop('skip_existing'))
+        builder.store_graphs = orm.Bool(inputs.pop('store_graphs'))
+        if 'structure_link' in inputs:
+            builder.structure_link = orm.Str(inputs.pop('structure_link'))
+        return builder
 
     @classmethod
     def define(cls, spec: Any) -> None:
