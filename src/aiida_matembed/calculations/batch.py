@@ -12,8 +12,13 @@ the links are stored by ``store_all`` exactly as before.
 
 from __future__ import annotations
 
+import hashlib
+import importlib
+import inspect
 import types
+import warnings
 from collections.abc import Callable
+from functools import cache
 from typing import Any
 
 from aiida import orm
@@ -249,6 +254,37 @@ def _record_row_uuids(node: orm.ProcessNode, inputs: dict[str, Any]) -> None:
         node.base.attributes.set('matembed_rows_hash', hashlib.sha256(uuids.encode()).hexdigest())
 
 
+PATCHED_AIIDA_FUNCTIONS = {
+    'aiida.engine.processes.process:Process._setup_inputs': 'b9a7f31e031d555e',
+    'aiida.engine.processes.calcjobs.calcjob:CalcJob._setup_inputs': '20f2de495f7a3345',
+    'aiida.orm.nodes.links:NodeLinks.get_incoming': '22e3cb1cebbd4fb2',
+    'aiida.orm.nodes.caching:NodeCaching.get_objects_to_hash': '797a8e34fcfb14ea',
+    'aiida.orm.nodes.process.process:ProcessNodeCaching.get_objects_to_hash': '38e13bf7636ad912',
+    'aiida.storage.psql_dos.orm.nodes:SqlaNode._add_link': '621390f7be289a47',
+}
+"""The aiida-core functions that :func:`link_inputs_in_bulk` replaces or reproduces, with the sha256 (first 16 hex
+digits) of their source in aiida-core 2.9.4, the version the replacement was written and measured against."""
+
+
+@cache
+def changed_aiida_functions() -> tuple[str, ...]:
+    """The entries of :data:`PATCHED_AIIDA_FUNCTIONS` whose source differs in the installed aiida-core."""
+    changed = []
+    for name, digest in PATCHED_AIIDA_FUNCTIONS.items():
+        module, _, qualname = name.partition(':')
+        target: Any = importlib.import_module(module)
+        try:
+            for part in qualname.split('.'):
+                target = getattr(target, part)
+            source = inspect.getsource(target)
+        except (AttributeError, OSError, TypeError):
+            changed.append(name)
+            continue
+        if hashlib.sha256(source.encode()).hexdigest()[:16] != digest:
+            changed.append(name)
+    return tuple(changed)
+
+
 def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], None] | None = None) -> Any:
     """Make a calcfunction (or a CalcJob class) link its inputs in bulk (see the module docstring).
 
@@ -256,10 +292,29 @@ def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], Non
 
     :param after_inputs: optional hook called with the process after the links are cached and before
         the node is stored (and hashed), e.g. to record attributes that must enter the cache hash.
+
+    Applied only while the aiida-core functions it replaces are the ones it was written against
+    (:data:`PATCHED_AIIDA_FUNCTIONS`); otherwise the process keeps aiida-core's linking and a warning says so.
     """
     process_class = getattr(process_function, 'process_class', process_function)
     if not issubclass(process_class._node_class, (orm.CalcFunctionNode, orm.CalcJobNode)):
         raise TypeError('link_inputs_in_bulk only supports calcfunctions and CalcJobs')
+    changed = changed_aiida_functions()
+    if changed:  # never patch code we have not read: aiida-core's own (quadratic) linking is correct
+        warnings.warn(
+            f'aiida-core changed {", ".join(changed)}: {process_class.__name__} links its inputs one by one '
+            '(slower for large batches) until aiida-matembed is updated',
+            stacklevel=2,
+        )
+        if after_inputs is not None:  # the hook still runs before the node is hashed
+            original = process_class._setup_inputs
+
+            def setup_inputs_then_hook(self: Any) -> None:
+                original(self)
+                after_inputs(self)
+
+            process_class._setup_inputs = setup_inputs_then_hook
+        return process_function
     process_class._setup_inputs = _setup_inputs_in_bulk
     process_class._matembed_after_inputs = staticmethod(after_inputs) if after_inputs else None
     return process_function
