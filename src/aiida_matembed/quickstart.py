@@ -281,10 +281,6 @@ def _search_and_identify(group: Any, output_dir: str) -> None:
     print(f'  plot of the fit: {path}')
 
 
-if __name__ == '__main__':
-    raise SystemExit(main())
-
-
 DFT_GROUP_LABEL = 'matembed/examples-dft'
 
 
@@ -354,3 +350,7 @@ def _dft_next_to_ml(output_dir: str) -> None:
     print(
         f'  verdi data matembed train-property -G {DFT_GROUP_LABEL} --target band_gap -r matembed.magpie  # needs >= 2'
     )
+
+
+if __name__ == '__main__':
+    raise SystemExit(main())
