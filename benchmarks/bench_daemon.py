@@ -16,6 +16,7 @@ Everything lives in a throw-away AIIDA_PATH and a PostgreSQL database of its own
 import argparse
 import collections
 import os
+import pathlib
 import platform
 import secrets
 import sys
@@ -183,7 +184,7 @@ def load(args, config):
         print(f'daemon (2 workers, PostgreSQL + RabbitMQ): {t_daemon:.1f} s = {n_processes / t_daemon:.1f} '
               f'processes/s, {n / t_daemon:.1f} structures/s; {ok}/{len(nodes)} finished ok, {lost} lost, '
               f'{duplicated} duplicated, {active()} left active')  # fmt: skip
-        client.stop_daemon(wait=True)
+        stop(client)
 
         start = time.perf_counter()
         finished = 0
@@ -197,12 +198,32 @@ def load(args, config):
               f'{lost} lost, {duplicated} duplicated')  # fmt: skip
         print(f'daemon / in-process throughput: {t_inline / t_daemon:.2f}x')
     finally:
-        if client.is_daemon_running:
-            client.stop_daemon(wait=True)
+        stop(client)
         from aiida.manage import get_manager
 
         get_manager().unload_profile()
         psql(f'DROP DATABASE IF EXISTS {name} WITH (FORCE)')
+
+
+def stop(client):
+    """Stop the daemon started here; kill its process tree (by pid) if circus does not answer in time."""
+    import contextlib
+
+    import psutil
+
+    pid = client.get_daemon_pid()
+    if pid is None or not psutil.pid_exists(pid):
+        return
+    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+    with contextlib.suppress(Exception):
+        client.stop_daemon(wait=False)
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    for process in alive:
+        with contextlib.suppress(psutil.Error):
+            process.kill()
+    if alive:
+        with contextlib.suppress(OSError):
+            pathlib.Path(client.circus_pid_file).unlink()
 
 
 def storage(args, config):
