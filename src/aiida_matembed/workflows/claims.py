@@ -84,7 +84,10 @@ def _started(pid: int) -> float | None:
     import psutil
 
     try:
-        return float(psutil.Process(pid).create_time())
+        process = psutil.Process(pid)
+        if process.status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD):  # killed, not reaped yet
+            return None
+        return float(process.create_time())
     except (psutil.Error, OSError):
         return None
 
