@@ -6,6 +6,7 @@ import collections
 import contextlib
 import pathlib
 import time
+from typing import Any
 
 TIMEOUT = 180.0
 """Seconds any wait in these tests may take before it fails (generous: CI machines are slow and shared)."""
@@ -80,14 +81,18 @@ def successful_rows(group, representation: str) -> collections.Counter:
     return counts
 
 
-def active_processes() -> list[tuple[int, str, str]]:
-    """(pk, process label, state) of every process node that is created, running or waiting."""
+def active_processes(since: Any = None) -> list[tuple[int, str, str]]:
+    """(pk, process label, state) of every process node that is created, running or waiting.
+
+    :param since: only processes created after this time (a test's own, not those an earlier test left).
+    """
     from aiida import orm
 
+    filters: dict[str, Any] = {'attributes.process_state': {'in': ['created', 'running', 'waiting']}}
+    if since is not None:
+        filters['ctime'] = {'>': since}
     qb = orm.QueryBuilder().append(
-        orm.ProcessNode,
-        filters={'attributes.process_state': {'in': ['created', 'running', 'waiting']}},
-        project=['id', 'attributes.process_label', 'attributes.process_state'],
+        orm.ProcessNode, filters=filters, project=['id', 'attributes.process_label', 'attributes.process_state']
     )
     return sorted(qb.all())
 
