@@ -320,7 +320,12 @@ def train_property_model(
     if not feature_nodes:
         raise ValueError('none of the DFT structures could be featurised')
     vectors = vectors_by_uuid(feature_nodes)
-    usable = [r for r in records if math.isfinite(r.labels[target]) and orm.load_node(r.structure_pk).uuid in vectors]
+    structures = dict(
+        orm.QueryBuilder()
+        .append(orm.StructureData, filters={'id': {'in': [r.structure_pk for r in records]}}, project=['id', '*'])
+        .all()
+    )  # one query for every structure, not one load per record
+    usable = [r for r in records if math.isfinite(r.labels[target]) and structures[r.structure_pk].uuid in vectors]
     if len(usable) < 2:
         raise ValueError(
             f'only {len(usable)} of {len(records)} finished DFT process(es) have both a {target} label and a '
@@ -337,7 +342,7 @@ def train_property_model(
     }
     for index, record in enumerate(records):
         key = row_key(index)
-        inputs['structures'][key] = orm.load_node(record.structure_pk)
+        inputs['structures'][key] = structures[record.structure_pk]
         inputs['dft'][key] = dict(record.sources)
     outputs, process = train_property.run_get_node(**inputs)  # type: ignore[arg-type]
     assert outputs is not None
