@@ -1,6 +1,8 @@
 """Provenance throughput: featurise and store 10,000 structures, each an input of the process holding its row.
 
-Run:  python benchmarks/bench_provenance.py [--n 10000]
+Run:  python benchmarks/bench_provenance.py [--n 10000] [--set prototypes|real] [--naive 100]
+Structures: pymatgen's 288 AFLOW prototypes (default) or the real crystals of ``bench_identify.real_structures``,
+repeated with rescaled lattices up to ``--n``. ``--naive 0`` skips the naive route.
 Uses a throw-away profile (verdi presto, SQLite) in a temporary AIIDA_PATH.
 Goal (issue #2): <= 60 s for 10,000 structures on two cores and >= 20x the naive route of one calcfunction
 per structure. The naive route is timed on --naive structures and extrapolated linearly to --n.
@@ -13,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from pathlib import Path
 
 
 def main():
@@ -20,6 +23,7 @@ def main():
     parser.add_argument('--n', type=int, default=10_000)
     parser.add_argument('--naive', type=int, default=100)
     parser.add_argument('--batch-size', type=int, default=2000)
+    parser.add_argument('--set', choices=('prototypes', 'real'), default='prototypes')
     args = parser.parse_args()
 
     os.environ['AIIDA_PATH'] = tempfile.mkdtemp(prefix='matembed-bench-')
@@ -36,7 +40,13 @@ def main():
     from aiida_matembed.data import FeaturesData, structure_data_to_pymatgen
     from aiida_matembed.workflows import FeaturizeGroupWorkChain
 
-    prototypes = [p.structure for p in load_aflow_prototypes()]
+    if args.set == 'real':
+        sys.path.insert(0, str(Path(__file__).resolve().parent))
+        from bench_identify import real_structures
+
+        prototypes = [structure for _, structure in real_structures()]
+    else:
+        prototypes = [p.structure for p in load_aflow_prototypes()]
     start = time.perf_counter()
     storage = get_manager().get_profile_storage()
     group = orm.Group(label='bench').store()
@@ -51,7 +61,10 @@ def main():
     atoms = np.median([len(p) for p in prototypes])
     machine = platform.processor() or platform.machine()
     print(f'machine: {machine}, {os.cpu_count()} cores, Python {sys.version.split()[0]}')
-    print(f'created {args.n} StructureData (median {atoms:.0f} atoms) in {t_create:.1f} s (not part of the target)')
+    print(
+        f'created {args.n} StructureData ({args.set}, median {atoms:.0f} atoms) in {t_create:.1f} s '
+        '(not part of the target)'
+    )
 
     start = time.perf_counter()
     inputs = {
@@ -77,6 +90,8 @@ def main():
         f'(goal <= 60 s); {n_links} structure->process->features paths'
     )
 
+    if not args.naive:
+        return
     rep = get_representation('matembed.magpie')
 
     @calcfunction

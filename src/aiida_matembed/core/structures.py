@@ -25,6 +25,7 @@ __all__ = (
     'MAX_SITES',
     'MIN_INTERATOMIC_DISTANCE',
     'Cell',
+    'CellArrays',
     'InvalidStructureError',
     'PartiallyOccupiedError',
     'StructureLike',
@@ -32,6 +33,7 @@ __all__ = (
     'element_amounts',
     'first_in_segments',
     'prepare_cells',
+    'read_cells',
     'to_pymatgen',
     'validate_structure',
 )
@@ -81,21 +83,27 @@ def to_pymatgen(obj: Any) -> Structure:
     except ImportError:  # pragma: no cover - ase is a dependency
         Atoms = ()  # type: ignore[assignment,misc]
     if isinstance(obj, Atoms):
-        if not all(obj.pbc):
-            raise InvalidStructureError(
-                f'ASE Atoms with pbc={obj.pbc.tolist()} is not a crystal: set a cell and atoms.pbc = True'
-            )
-        numbers = np.asarray(obj.numbers)
-        bad = np.flatnonzero((numbers < 1) | (numbers > Z_MAX))
-        if bad.size:
-            i = int(bad[0])
-            raise InvalidStructureError(f'unknown species {obj.get_chemical_symbols()[i]!r} at site {i}')
-        matrix = np.asarray(obj.cell.array, dtype=float)
-        _check_lattice(matrix)
-        positions = np.asarray(obj.positions, dtype=float)
-        _check_finite_coords(positions)
+        numbers, matrix, positions = _ase_arrays(obj)
         return Structure(Lattice(matrix), numbers.tolist(), positions, coords_are_cartesian=True)
     raise TypeError(f'expected a pymatgen Structure or an ASE Atoms, got {type(obj).__name__}')
+
+
+def _ase_arrays(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Atomic numbers, lattice (rows, Å) and Cartesian positions (Å) of a periodic ASE ``Atoms``, checked."""
+    if not all(atoms.pbc):
+        raise InvalidStructureError(
+            f'ASE Atoms with pbc={atoms.pbc.tolist()} is not a crystal: set a cell and atoms.pbc = True'
+        )
+    numbers = np.asarray(atoms.numbers)
+    bad = np.flatnonzero((numbers < 1) | (numbers > Z_MAX))
+    if bad.size:
+        i = int(bad[0])
+        raise InvalidStructureError(f'unknown species {atoms.get_chemical_symbols()[i]!r} at site {i}')
+    matrix = np.asarray(atoms.cell.array, dtype=float)
+    _check_lattice(matrix)
+    positions = np.asarray(atoms.positions, dtype=float)
+    _check_finite_coords(positions)
+    return numbers.astype(np.int64), matrix, positions
 
 
 def composition_of(obj: Any) -> Composition:
@@ -211,7 +219,24 @@ class Cell(NamedTuple):
 
 
 _SMALL_CELL_SITES = 200
-"""Cells up to this many sites get the compiled 27-image overlap check; larger ones the neighbour search."""
+"""Cells up to this many sites are checked for overlaps by array operations; larger ones by the neighbour search."""
+
+
+class CellArrays(NamedTuple):
+    """The valid ordered cells of a batch, concatenated: what the batched checks and computations read."""
+
+    batch_index: np.ndarray
+    """``(S,)`` position of each cell in the input batch."""
+    z: np.ndarray
+    """``(J,)`` int64 atomic numbers of all sites."""
+    frac: np.ndarray
+    """``(J, 3)`` fractional coordinates of all sites."""
+    ptr: np.ndarray
+    """``(S + 1,)`` sites of cell ``s`` are rows ``ptr[s]:ptr[s + 1]``."""
+    lattices: np.ndarray
+    """``(S, 3, 3)`` lattice vectors as rows (Å)."""
+    volumes: np.ndarray
+    """``(S,)`` cell volumes (Å^3)."""
 
 
 def prepare_cells(
@@ -220,75 +245,107 @@ def prepare_cells(
     """Convert and validate a batch of ordered crystals; return a :class:`Cell` or the exception per item.
 
     Runs the checks of :func:`validate_structure` (with ``allow_partial_occupancy=False``) with the same
-    messages, vectorised over the batch: each structure's arrays are read once, the lattice and
-    coordinate checks are numpy reductions over the whole batch, and the overlap check of all cells
-    up to 200 sites is one compiled pass over the 27 nearest images (exact whenever every interplanar
-    spacing exceeds ``2 * min_distance``; other cells use the neighbour search). Callers that
-    build a neighbour list anyway pass ``check_overlap=False`` and use :func:`check_no_overlap` on it.
+    messages, vectorised over the batch (:func:`read_cells`). Callers that build a neighbour list anyway
+    pass ``check_overlap=False`` and use :func:`check_no_overlap` on it.
     """
-    out: list[Cell | Exception] = []
-    for item in items:
-        try:
-            out.append(_read_cell(item))
-        except Exception as exception:
-            out.append(exception)
-    good = [k for k, c in enumerate(out) if isinstance(c, Cell)]
-    if not good:
-        return out
-    cells: list[Cell] = [out[k] for k in good]  # type: ignore[misc]
-    matrices = np.stack([c.lattice for c in cells])
-    finite = np.isfinite(matrices).all(axis=(1, 2))
-    volumes = np.linalg.det(np.where(finite[:, None, None], matrices, 1.0))
-    crosses = np.cross(matrices[:, [1, 2, 0]], matrices[:, [2, 0, 1]])
-    with np.errstate(invalid='ignore', divide='ignore'):
-        spacing = np.abs(volumes) / np.sqrt((crosses**2).sum(axis=2)).max(axis=1)
-    # per-site checks over the concatenated batch: first offending site of each cell (or -1)
-    sizes = np.fromiter((len(c.z) for c in cells), dtype=np.int64, count=len(cells))
-    starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
-    bad_coords = first_in_segments(~np.isfinite(np.concatenate([c.cart for c in cells])).all(axis=1), starts, sizes)
-    z = np.concatenate([c.z for c in cells])
-    bad_species = first_in_segments((z < 1) | (z > Z_MAX), starts, sizes)
-    overlap_groups: dict[int, list[int]] = {}  # -1: small cells, checked together; k: cell k alone
-    for i, k in enumerate(good):
-        cell, volume = cells[i], float(volumes[i])
-        try:
-            if not finite[i]:
-                raise InvalidStructureError('lattice contains NaN or infinite values')
-            _check_volume(volume)
-            _check_lengths(cell.lattice)
-            if bad_coords[i] >= 0:
-                raise InvalidStructureError(f'NaN or infinite coordinates at site {int(bad_coords[i])}')
-            if bad_species[i] >= 0:  # the single-structure check names the species
-                validate_structure(to_pymatgen(items[k]), allow_partial_occupancy=False)
-                raise InvalidStructureError(f'unknown species at site {int(bad_species[i])}')
-        except InvalidStructureError as exception:
-            out[k] = exception
-            continue
-        out[k] = Cell(cell.z, cell.frac, cell.cart, cell.lattice, volume)
-        if not check_overlap:
-            continue
-        small = sizes[i] <= _SMALL_CELL_SITES and spacing[i] > 2 * min_distance
-        overlap_groups.setdefault(-1 if small else k, []).append(k)
-    for key, rows in overlap_groups.items():
-        if key == -1:  # small cells: the 27 nearest images suffice (spacings > 2 min_distance); compiled
-            from ._kernels import closest_pairs
-
-            group: list[Cell] = [out[k] for k in rows]  # type: ignore[misc]
-            ptr = np.concatenate([[0], np.cumsum([len(c.z) for c in group])]).astype(np.int64)
-            distance = closest_pairs(np.concatenate([c.frac for c in group]), ptr, np.stack([c.lattice for c in group]))
-            # the kernel decides; a flagged cell (rare) gets the neighbour search's pair, so that the
-            # message names the same sites as validate_structure among pairs at equal distances
-            pairs = [
-                closest_pair(cell.cart, cell.lattice, min_distance) if d < min_distance else None
-                for cell, d in zip(group, distance, strict=True)
-            ]
-        else:
-            lone: Cell = out[key]  # type: ignore[assignment]
-            pairs = [closest_pair(lone.cart, lone.lattice, min_distance)]
-        for k, pair in zip(rows, pairs, strict=True):
-            if pair is not None:
-                out[k] = _overlap_error(pair, min_distance)
+    cells, errors = read_cells(items, min_distance=min_distance, check_overlap=check_overlap)
+    out: list[Cell | Exception] = [None] * len(items)  # type: ignore[list-item]
+    for k, exception in errors.items():
+        out[k] = exception
+    ptr = cells.ptr.tolist()
+    for s, k in enumerate(cells.batch_index.tolist()):
+        lo, hi = ptr[s], ptr[s + 1]
+        frac, lattice = cells.frac[lo:hi], cells.lattices[s]
+        out[k] = Cell(cells.z[lo:hi], frac, frac @ lattice, lattice, float(cells.volumes[s]))
     return out
+
+
+def read_cells(
+    items: Sequence[Any], *, min_distance: float = MIN_INTERATOMIC_DISTANCE, check_overlap: bool = True
+) -> tuple[CellArrays, dict[int, Exception]]:
+    """Read and validate a batch of ordered crystals into concatenated arrays; return them and the errors by index.
+
+    Each structure's species, coordinates and lattice are read once (pymatgen sites without building any
+    pymatgen object, ASE arrays as they are); the checks of :func:`validate_structure` (with
+    ``allow_partial_occupancy=False``, the same messages) are numpy reductions over the whole batch. The
+    overlap check of all cells up to 200 sites whose interplanar spacings all exceed ``2 * min_distance`` is one
+    compiled pass over the minimum-image difference of each pair: in such a cell, a pair (or a site and its
+    own image) closer than ``min_distance`` can only be the wrapped difference ``f_j - f_i - round(f_j - f_i)``
+    (its component along each reciprocal direction times the plane spacing bounds the distance from below, and
+    is below half a spacing only for the wrapped one), so the check is exact. Other cells, and the naming of the
+    overlapping pair, use the neighbour search (:func:`closest_pair`).
+    """
+    from pymatgen.core import Element, Structure
+
+    errors: dict[int, Exception] = {}
+    good: list[int] = []
+    zs: list[int] = []
+    rows: list[Any] = []
+    matrices: list[np.ndarray] = []
+    sizes: list[int] = []
+    for k, item in enumerate(items):
+        try:
+            z, frac, matrix = _read_sites(item, Structure, Element)
+        except Exception as exception:
+            errors[k] = exception
+            continue
+        good.append(k)
+        zs.extend(z)
+        rows.extend(frac)
+        matrices.append(matrix)
+        sizes.append(len(z))
+    n_cells = len(good)
+    if not n_cells:
+        empty = np.zeros(0, dtype=np.int64)
+        return CellArrays(empty, empty, np.zeros((0, 3)), np.zeros(1, dtype=np.int64), np.zeros((0, 3, 3)),
+                          np.zeros(0)), errors  # fmt: skip
+    z_all = np.array(zs, dtype=np.int64)
+    frac_all = np.concatenate(rows).astype(float, copy=False).reshape(-1, 3)
+    lattices = np.array(matrices, dtype=float).reshape(-1, 3, 3)
+    counts = np.array(sizes, dtype=np.int64)
+    starts = np.zeros(n_cells, dtype=np.int64)
+    np.cumsum(counts[:-1], out=starts[1:])
+    finite = np.isfinite(lattices).all(axis=(1, 2))
+    volumes = np.linalg.det(np.where(finite[:, None, None], lattices, 1.0))
+    crosses = np.cross(lattices[:, [1, 2, 0]], lattices[:, [2, 0, 1]])
+    with np.errstate(invalid='ignore', divide='ignore'):
+        spacings = np.abs(volumes)[:, None] / np.sqrt((crosses**2).sum(axis=2))  # (S, 3) between planes
+    longest = np.sqrt((np.where(finite[:, None, None], lattices, 0.0) ** 2).sum(axis=2)).max(axis=1)
+    bad_coords = first_in_segments(~np.isfinite(frac_all).all(axis=1), starts, counts)
+    bad_species = first_in_segments((z_all < 1) | (z_all > Z_MAX), starts, counts)
+    valid = finite & (volumes >= MIN_CELL_VOLUME) & (longest <= MAX_LATTICE_LENGTH) & (bad_coords < 0)
+    valid &= bad_species < 0
+    for s in np.flatnonzero(~valid).tolist():  # the single-structure checks, for their messages
+        k = good[s]
+        try:
+            if not finite[s]:
+                raise InvalidStructureError('lattice contains NaN or infinite values')
+            _check_volume(float(volumes[s]))
+            _check_lengths(lattices[s])
+            if bad_coords[s] >= 0:
+                raise InvalidStructureError(f'NaN or infinite coordinates at site {int(bad_coords[s])}')
+            validate_structure(to_pymatgen(items[k]), allow_partial_occupancy=False)  # names the species
+            raise InvalidStructureError(f'unknown species at site {int(bad_species[s])}')
+        except InvalidStructureError as exception:
+            errors[k] = exception
+    if check_overlap:
+        small = valid & (counts <= _SMALL_CELL_SITES) & (spacings.min(axis=1) > 2 * min_distance)
+        flagged = np.zeros(n_cells, dtype=bool)
+        if small.any():
+            flagged[small] = _small_cell_overlaps(frac_all, counts, lattices, spacings, small, min_distance)
+        flagged |= valid & ~small  # the neighbour search decides
+        for s in np.flatnonzero(flagged).tolist():
+            lo, hi = int(starts[s]), int(starts[s] + counts[s])
+            pair = closest_pair(frac_all[lo:hi] @ lattices[s], lattices[s], min_distance)
+            if pair is not None:
+                errors[good[s]] = _overlap_error(pair, min_distance)
+                valid[s] = False
+    keep = np.flatnonzero(valid)
+    site_keep = np.repeat(valid, counts)
+    ptr = np.zeros(len(keep) + 1, dtype=np.int64)
+    np.cumsum(counts[keep], out=ptr[1:])
+    index = np.asarray(good, dtype=np.int64)[keep]
+    return CellArrays(index, z_all[site_keep], frac_all[site_keep], ptr, lattices[keep], volumes[keep]), errors
 
 
 def first_in_segments(flags: np.ndarray, starts: np.ndarray, sizes: np.ndarray) -> np.ndarray:
@@ -305,21 +362,79 @@ def first_in_segments(flags: np.ndarray, starts: np.ndarray, sizes: np.ndarray) 
     return first
 
 
-def _read_cell(item: Any) -> Cell:
-    """Read the arrays of one structure (checked by :func:`prepare_cells`); volume filled in later."""
-    structure = to_pymatgen(item)
-    if len(structure) == 0:
-        raise InvalidStructureError('structure has no sites')
-    _check_size(len(structure))
-    species = [(getattr(sp, 'Z', 0), amount) for site in structure for sp, amount in site.species.items()]
-    if len(species) != len(structure) or any(amount != 1 for _, amount in species):
-        # a disordered site: let the full validation say which and why
-        validate_structure(structure, allow_partial_occupancy=False)
+def _small_cell_overlaps(
+    frac: np.ndarray,
+    counts: np.ndarray,
+    lattices: np.ndarray,
+    spacings: np.ndarray,
+    selected: np.ndarray,
+    min_distance: float,
+) -> np.ndarray:
+    """Whether some pair of sites of each selected cell is closer than ``min_distance`` (minimum image, compiled)."""
+    from ._kernels import wrapped_overlaps
+
+    site_selected = np.repeat(selected, counts)
+    ptr = np.zeros(int(selected.sum()) + 1, dtype=np.int64)
+    np.cumsum(counts[selected], out=ptr[1:])
+    return wrapped_overlaps(
+        np.ascontiguousarray(frac[site_selected]), ptr, np.ascontiguousarray(lattices[selected]),
+        np.ascontiguousarray(spacings[selected]), float(min_distance),
+    )  # fmt: skip
+
+
+_ELEMENT_Z: dict[int, int] = {}
+"""Atomic number of each pymatgen ``Element`` met so far, by ``id`` (the members of the ``Element`` enumeration
+live as long as the interpreter, so their ids are never reused; other species are looked up every time)."""
+
+
+def _read_sites(item: Any, structure_type: Any, element_type: Any) -> tuple[Any, Any, np.ndarray]:
+    """Atomic numbers, fractional coordinates (rows) and lattice (rows, Å) of one ordered crystal.
+
+    pymatgen structures are read from their sites directly (no ``Structure`` property that builds objects);
+    ASE ``Atoms`` from their arrays, with fractional coordinates as pymatgen computes them. Disordered sites
+    raise the error of :func:`validate_structure`, or :class:`PartiallyOccupiedError`.
+    """
+    if not isinstance(item, structure_type):
+        try:
+            from ase import Atoms
+        except ImportError:  # pragma: no cover - ase is a dependency
+            Atoms = ()  # type: ignore[assignment,misc]
+        if isinstance(item, Atoms):
+            numbers, matrix, positions = _ase_arrays(item)
+            _check_sites(len(numbers))
+            return numbers, np.dot(positions, np.linalg.inv(matrix)), matrix
+        raise TypeError(f'expected a pymatgen Structure or an ASE Atoms, got {type(item).__name__}')
+    sites = item.sites
+    _check_sites(len(sites))
+    z: list[int] = []
+    try:
+        compositions = [site._species._data for site in sites]
+        frac = [site._frac_coords for site in sites]
+    except AttributeError:  # pragma: no cover - another pymatgen layout: the public (slower) properties
+        compositions = [dict(site.species.items()) for site in sites]
+        frac = [site.frac_coords for site in sites]
+    for species in compositions:
+        if len(species) != 1:
+            break
+        ((element, amount),) = species.items()
+        if amount != 1:
+            break
+        number = _ELEMENT_Z.get(id(element))
+        if number is None:
+            number = int(getattr(element, 'Z', 0) or 0)
+            if type(element) is element_type:
+                _ELEMENT_Z[id(element)] = number
+        z.append(number)
+    if len(z) != len(sites):  # a disordered site: let the full validation say which and why
+        validate_structure(item, allow_partial_occupancy=False)
         raise PartiallyOccupiedError('structure has partially occupied sites')
-    z = np.fromiter((number for number, _ in species), dtype=np.int64, count=len(species))
-    matrix = structure.lattice.matrix
-    frac = structure.frac_coords
-    return Cell(z, frac, frac @ matrix, matrix, 0.0)
+    return z, frac, item.lattice.matrix
+
+
+def _check_sites(n_sites: int) -> None:
+    if n_sites == 0:
+        raise InvalidStructureError('structure has no sites')
+    _check_size(n_sites)
 
 
 def check_no_overlap(

@@ -22,8 +22,10 @@ import numpy as np
 from ..elements import SYMBOLS, Z_MAX
 from ..structures import (
     InvalidStructureError,
+    PartiallyOccupiedError,
     composition_of,
     element_amounts,
+    read_cells,
     to_pymatgen,
     validate_structure,
 )
@@ -73,6 +75,68 @@ class CompositionalRepresentation(Representation):
             validate_structure(structure, allow_partial_occupancy=True)
             composition = structure.composition
         z, amounts = element_amounts(composition)
+        self._check_row(z)
+        formula_units = 1.0
+        if self.needs_formula_units:
+            formula_units = float(composition.get_reduced_composition_and_factor()[1])
+        return CompositionRow(z, amounts, formula_units)
+
+    def _prepare_many(self, items: Sequence[Any]) -> list[Any]:
+        """Prepare a batch; structures are read and validated together, without building pymatgen objects.
+
+        Ordered structures (pymatgen or ASE) go through :func:`~aiida_matembed.core.structures.read_cells` (the
+        checks of :func:`~aiida_matembed.core.structures.validate_structure`, vectorised) and their element counts
+        are taken from the site arrays; compositions, formulas and disordered structures are prepared one by one.
+        """
+        from pymatgen.core import Composition
+
+        if self.needs_formula_units:  # the reduced formula of the structure's own species: one by one
+            return super()._prepare_many(items)
+        out: list[Any] = [None] * len(items)
+        structural: list[int] = []
+        for k, item in enumerate(items):
+            if isinstance(item, (Composition, str)):
+                out[k] = self._prepare_or_error(item)
+            else:
+                structural.append(k)
+        if not structural:
+            return out
+        cells, errors = read_cells([items[k] for k in structural])
+        for j, exception in errors.items():
+            k = structural[j]
+            out[k] = self._prepare_or_error(items[k]) if isinstance(exception, PartiallyOccupiedError) else exception
+        if not len(cells.batch_index):
+            return out
+        # element counts of every cell at once: unique (cell, Z) keys of the concatenated sites, each cell's
+        # elements in the order of their first site (the order of pymatgen's Structure.composition)
+        owner = np.repeat(np.arange(len(cells.batch_index)), np.diff(cells.ptr))
+        keys, first, counts = np.unique(owner * (Z_MAX + 1) + cells.z, return_index=True, return_counts=True)
+        order = np.argsort(first, kind='stable')  # sites are grouped by cell: first-site order keeps cells in order
+        key_owner, key_z = np.divmod(keys[order], Z_MAX + 1)
+        counts = counts[order]
+        bounds = np.searchsorted(key_owner, np.arange(len(cells.batch_index) + 1)).tolist()
+        amounts = counts.astype(float)
+        unknown = (key_z > self.z_max) | ~self._known_elements()[np.minimum(key_z, Z_MAX)]
+        suspect = set(key_owner[unknown].tolist())
+        for s, j in enumerate(cells.batch_index.tolist()):
+            z = key_z[bounds[s] : bounds[s + 1]]
+            row = CompositionRow(z, amounts[bounds[s] : bounds[s + 1]], 1.0)
+            if s in suspect:
+                try:
+                    self._check_row(z)
+                except Exception as exception:
+                    row = exception  # type: ignore[assignment]
+            out[structural[j]] = row
+        return out
+
+    def _prepare_or_error(self, item: Any) -> Any:
+        try:
+            return self._prepare(item)
+        except Exception as exception:
+            return exception
+
+    def _check_row(self, z: np.ndarray) -> None:
+        """Raise for an element beyond :attr:`z_max` or without data in this representation's table."""
         too_heavy = z > self.z_max
         if too_heavy.any():
             symbol = SYMBOLS[int(z[too_heavy][0]) - 1]
@@ -80,10 +144,10 @@ class CompositionalRepresentation(Representation):
                 f'element {symbol} (Z={int(z[too_heavy][0])}) is outside Z = 1..{self.z_max} covered by {self.name}'
             )
         self._check_elements(z)
-        formula_units = 1.0
-        if self.needs_formula_units:
-            formula_units = float(composition.get_reduced_composition_and_factor()[1])
-        return CompositionRow(z, amounts, formula_units)
+
+    def _known_elements(self) -> np.ndarray:
+        """``(Z_MAX + 1,)`` mask of the elements this representation has data for (:meth:`_check_elements`)."""
+        return np.ones(Z_MAX + 1, dtype=bool)
 
     def _check_elements(self, z: np.ndarray) -> None:
         """Raise if an element has no data in this representation's table."""
@@ -262,6 +326,9 @@ class ElementEmbedding(CompositionalRepresentation):
 
     def citations(self) -> list[str]:
         return [ONWULI_2023, *self._table.citations]
+
+    def _known_elements(self) -> np.ndarray:
+        return self._table.present
 
     def _check_elements(self, z: np.ndarray) -> None:
         missing = z[~self._table.present[z]]
