@@ -105,8 +105,11 @@ def equivalents(candidates, n_real):
     return out
 
 
-def measured_pattern(structures, fractions, rng, *, texture=True):
-    """Counts on GRID of a mixture (see the module docstring) and the perturbation drawn."""
+def measured_pattern(structures, fractions, rng, *, texture=True, anisotropic_strain=0.002):
+    """Counts on GRID of a mixture (see the module docstring) and the perturbation drawn.
+
+    ``anisotropic_strain=0`` keeps the strain isotropic (the symmetry of the lattice unchanged).
+    """
     from pymatgen.analysis.diffraction.xrd import XRDCalculator
 
     calculator = XRDCalculator('CuKa1')
@@ -117,7 +120,7 @@ def measured_pattern(structures, fractions, rng, *, texture=True):
     cache: dict = {}
     for structure, fraction in zip(structures, fractions, strict=True):
         magnitude = rng.uniform(0.01, 0.03) * rng.choice([-1, 1])
-        anisotropic = rng.uniform(-0.002, 0.002, (3, 3))
+        anisotropic = rng.uniform(-anisotropic_strain, anisotropic_strain, (3, 3))
         strain = np.eye(3) * (1 + magnitude) + (anisotropic + anisotropic.T) / 2
         strained = structure.copy()
         strained.lattice = type(structure.lattice)(structure.lattice.matrix @ strain)
