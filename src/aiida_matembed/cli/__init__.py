@@ -440,4 +440,5 @@ from . import dft as _dft  # noqa: E402, F401  (registers `dft`, `train-property
 from . import importing as _importing  # noqa: E402, F401  (registers `import`)
 from . import models as _models  # noqa: E402, F401  (registers `models` and `embed`)
 from . import search as _search  # noqa: E402, F401  (registers `search`, `identify` and `map`)
+from . import symmetry as _symmetry  # noqa: E402, F401  (registers `symmetry`)
 from . import train as _train  # noqa: E402, F401  (registers `train`)
