@@ -24,6 +24,7 @@ __all__ = (
     'MAX_LATTICE_LENGTH',
     'MAX_SITES',
     'MIN_INTERATOMIC_DISTANCE',
+    'SMALL_CELL_SITES',
     'Cell',
     'CellArrays',
     'InvalidStructureError',
@@ -32,6 +33,7 @@ __all__ = (
     'composition_of',
     'element_amounts',
     'first_in_segments',
+    'overlap_error',
     'prepare_cells',
     'read_cells',
     'to_pymatgen',
@@ -176,7 +178,7 @@ def validate_structure(
             )
     pair = closest_pair(cart, matrix, min_distance)
     if pair is not None:
-        raise _overlap_error(pair, min_distance)
+        raise overlap_error(pair, min_distance)
 
 
 def closest_pair(cart: np.ndarray, matrix: np.ndarray, cutoff: float) -> tuple[int, int, float] | None:
@@ -218,7 +220,7 @@ class Cell(NamedTuple):
     """Cell volume (Å^3)."""
 
 
-_SMALL_CELL_SITES = 200
+SMALL_CELL_SITES = 200
 """Cells up to this many sites are checked for overlaps by array operations; larger ones by the neighbour search."""
 
 
@@ -329,7 +331,7 @@ def read_cells(
         except InvalidStructureError as exception:
             errors[k] = exception
     if check_overlap:
-        small = valid & (counts <= _SMALL_CELL_SITES) & (spacings.min(axis=1) > 2 * min_distance)
+        small = valid & (counts <= SMALL_CELL_SITES) & (spacings.min(axis=1) > 2 * min_distance)
         flagged = np.zeros(n_cells, dtype=bool)
         if small.any():
             flagged[small] = _small_cell_overlaps(frac_all, counts, lattices, spacings, small, min_distance)
@@ -338,7 +340,7 @@ def read_cells(
             lo, hi = int(starts[s]), int(starts[s] + counts[s])
             pair = closest_pair(frac_all[lo:hi] @ lattices[s], lattices[s], min_distance)
             if pair is not None:
-                errors[good[s]] = _overlap_error(pair, min_distance)
+                errors[good[s]] = overlap_error(pair, min_distance)
                 valid[s] = False
     keep = np.flatnonzero(valid)
     site_keep = np.repeat(valid, counts)
@@ -447,10 +449,11 @@ def check_no_overlap(
     if len(distances) and distances.min() < min_distance:
         k = int(np.argmin(distances))
         i, j = sorted((int(centers[k]), int(neighbors[k])))
-        raise _overlap_error((i, j, float(distances[k])), min_distance)
+        raise overlap_error((i, j, float(distances[k])), min_distance)
 
 
-def _overlap_error(pair: tuple[int, int, float], min_distance: float) -> InvalidStructureError:
+def overlap_error(pair: tuple[int, int, float], min_distance: float) -> InvalidStructureError:
+    """The error of :func:`validate_structure` for the overlapping pair ``(i, j, distance)`` (Å)."""
     i, j, distance = pair
     what = f'site {i} and its periodic image' if i == j else f'sites {i} and {j}'
     return InvalidStructureError(f'overlapping atoms: {what} are {distance:.3f} Å apart (< {min_distance} Å)')

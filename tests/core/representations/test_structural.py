@@ -71,6 +71,36 @@ def test_matrix_spectrum_names_the_option_to_raise(structures):
     assert np.isfinite(result.features[0]).all()
 
 
+def test_sine_matrix_overlap_check_gives_the_single_structure_messages(prototypes):
+    """The sine matrix checks overlaps on its own sin^2 terms: cells with a site moved next to another one (or onto
+    a periodic image of it, or supercells) fail with the message validate_structure gives, the others are kept."""
+    from aiida_matembed.core.structures import InvalidStructureError, validate_structure
+
+    rng = np.random.default_rng(11)
+    batch = []
+    for p in prototypes[::3]:
+        s = p.structure
+        if not s.is_ordered or len(s) > 24:
+            continue
+        if len(s) <= 4 and rng.random() < 0.3:
+            s = s * (2, 2, 2)
+        frac = s.frac_coords.copy()
+        if rng.random() < 0.5 and len(s) > 1:
+            i, j = rng.choice(len(s), size=2, replace=False)
+            frac[i] = frac[j] + rng.normal(scale=0.03, size=3) + rng.integers(-1, 2, size=3)
+        batch.append(Structure(s.lattice, s.species, frac))
+    result = get_representation('matembed.sine_matrix', max_sites=200).featurize_many(batch, errors='record')
+    failed = {f.index: f.message for f in result.failures}
+    for k, structure in enumerate(batch):
+        try:
+            validate_structure(structure)
+        except InvalidStructureError as exception:
+            assert failed.get(k) == str(exception)
+        else:
+            assert k not in failed and np.isfinite(result.features[k]).all()
+    assert 10 <= len(failed) < len(batch)
+
+
 def _cumulative_counts_agree(ours, reference, distances, edges):
     """Cumulative pair counts agree at every bin edge that no pair distance lies on (within 1e-8 Å)."""
     on_edge = np.array([np.any(np.abs(distances - e) < 1e-8) for e in edges[1:]])

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections.abc import Callable, Sequence
+from functools import cache
 from typing import Any
 
 from .base import Representation
@@ -45,6 +46,16 @@ def _entry_points() -> dict[str, importlib.metadata.EntryPoint]:
     return {ep.name: ep for ep in _source(ENTRY_POINT_GROUP)}
 
 
+@cache
+def _own_entry_points() -> dict[str, importlib.metadata.EntryPoint]:
+    """The representations this package declares, read from its own metadata only (no scan of every package)."""
+    try:
+        declared = importlib.metadata.distribution('aiida-matembed').entry_points
+    except importlib.metadata.PackageNotFoundError:  # pragma: no cover - running from a source tree
+        return {}
+    return {ep.name: ep for ep in declared if ep.group == ENTRY_POINT_GROUP}
+
+
 def list_representations() -> list[str]:
     """Return the sorted names of all registered representations."""
     return sorted(_entry_points())
@@ -55,7 +66,10 @@ def load_representation_class(name: str) -> type[Representation]:
 
     :raises ValueError: for an unknown name, listing the registered ones.
     """
-    entry_points = _entry_points()
+    if _source is _importlib_source and name in _own_entry_points():  # a built-in: no scan of every package
+        entry_points = _own_entry_points()
+    else:
+        entry_points = _entry_points()
     if name not in entry_points:
         raise ValueError(f'unknown representation {name!r}; registered: {", ".join(sorted(entry_points))}')
     cls = entry_points[name].load()

@@ -21,13 +21,22 @@ from __future__ import annotations
 import itertools
 import math
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import numpy as np
 
 from ..elements import SYMBOLS, atomic_number
 from ..neighbors import check_cutoff, neighbor_list
-from ..structures import Cell, InvalidStructureError, prepare_cells, to_pymatgen
+from ..structures import (
+    MIN_INTERATOMIC_DISTANCE,
+    SMALL_CELL_SITES,
+    Cell,
+    InvalidStructureError,
+    closest_pair,
+    overlap_error,
+    prepare_cells,
+    to_pymatgen,
+)
 from .base import Representation
 
 __all__ = (
@@ -271,6 +280,10 @@ class SineMatrix(_MatrixSpectrum):
     (sorted), except that matminer converts Å to Bohr with the "Ångström star" (1.00001495 Å); this uses
     the Ångström (a relative difference of 1.5e-5 in the off-diagonal elements).
 
+    The matrices are built while the batch is validated: the overlap check of the cells up to 200 sites reads
+    the same ``sin^2(pi (f_i - f_j))`` (see :meth:`_prepare_many`), so a batch is read, checked and diagonalised
+    with numpy operations only.
+
     The spectrum depends on the number of sites, so it is not intensive (a supercell differs).
 
     :param max_sites: padded length; structures with more sites fail with a clear message.
@@ -281,19 +294,128 @@ class SineMatrix(_MatrixSpectrum):
     version = 1
     description = 'Sorted eigenvalues of the sine matrix (Faber et al. 2015), zero-padded'
     label_prefix = 'sine matrix'
+    checks_overlap_itself = True
 
     def citations(self) -> list[str]:
         return [FABER_2015]
 
-    def _off_diagonal_distance(self, frac: np.ndarray, lattice: np.ndarray, cells: list[Cell]) -> np.ndarray:
-        sin2 = np.sin(np.pi * (frac[:, :, None, :] - frac[:, None, :, :])) ** 2  # (B, M, M, 3)
-        # |sum_k sin2_k a_k|^2 = sum_kl sin2_k sin2_l (a_k . a_l): a 3x3 metric, no per-pair matmul
-        metric = lattice @ lattice.transpose(0, 2, 1)  # (B, 3, 3)
-        squared = np.zeros(sin2.shape[:3])
-        for a, b in ((0, 0), (1, 1), (2, 2), (0, 1), (0, 2), (1, 2)):
-            factor = metric[:, a, b, None, None] * (1.0 if a == b else 2.0)
-            squared += sin2[..., a] * sin2[..., b] * factor
-        return np.sqrt(np.maximum(squared, 0.0)) * ANGSTROM_TO_BOHR
+    def _prepare_many(self, items: Sequence[Any]) -> list[Any]:
+        """Validate a batch and build the (padded) sine matrix of every good cell; the overlap check shares them.
+
+        In a cell whose interplanar spacings ``h_k`` all exceed twice the overlap limit ``d``, two sites are
+        closer than ``d`` only if, for every axis ``k``, their wrapped fractional difference ``w_k`` satisfies
+        ``|w_k| h_k < d`` (see :func:`~aiida_matembed.core.structures.read_cells`), i.e.
+        ``sin^2(pi f_ik - pi f_jk) < sin^2(pi d / h_k)``: the ``sin^2`` terms of the sine matrix select the few
+        candidate pairs, whose minimum-image distance is then measured. Other cells are checked by the
+        neighbour search.
+        """
+        out = super()._prepare_many(items)  # read and checked, overlaps left to this method
+        by_size: dict[int, list[int]] = {}
+        for k, cell in enumerate(out):
+            if isinstance(cell, Cell):
+                by_size.setdefault(_bucket(len(cell.z)), []).append(k)
+        for m, rows in by_size.items():
+            step = max(1, _MATRIX_BLOCK_ELEMENTS // (m * m * 3))
+            for start in range(0, len(rows), step):
+                block = rows[start : start + step]
+                cells: list[Cell] = [out[k] for k in block]
+                matrices, overlapping = self._matrices(cells, m)
+                for position, k in enumerate(block):
+                    out[k] = _SineItem(matrices, position)
+                for position in np.flatnonzero(overlapping).tolist():
+                    cell = cells[position]
+                    pair = closest_pair(cell.cart, cell.lattice, MIN_INTERATOMIC_DISTANCE)
+                    if pair is not None:
+                        out[block[position]] = overlap_error(pair, MIN_INTERATOMIC_DISTANCE)
+        return out
+
+    def _matrices(self, cells: list[Cell], m: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(B, m, m)`` sine matrices of cells padded to ``m`` sites, and which cells may have overlapping atoms."""
+        b = len(cells)
+        z = np.zeros((b, m))
+        frac = np.zeros((3, b, m))  # axis first: every array below is contiguous per axis
+        for k, cell in enumerate(cells):
+            z[k, : len(cell.z)] = cell.z
+            frac[:, k, : len(cell.z)] = cell.frac.T
+        lattice = np.stack([c.lattice for c in cells])
+        # sin^2(pi (f_i - f_j)) per axis, from sin(pi f) and cos(pi f) of each site: no sine per pair
+        sine, cosine = np.sin(np.pi * frac), np.cos(np.pi * frac)
+        sin2 = []
+        for axis in range(3):
+            term = sine[axis][:, :, None] * cosine[axis][:, None, :]
+            term -= cosine[axis][:, :, None] * sine[axis][:, None, :]
+            term *= term
+            sin2.append(term)
+        # |sum_k sin2_k a_k|^2 = sum_kl sin2_k sin2_l (a_k . a_l) with the metric g = B B^T, factorised
+        g = (lattice @ lattice.transpose(0, 2, 1))[:, :, :, None, None]  # (B, 3, 3, 1, 1)
+        s0, s1, s2 = sin2
+        squared = g[:, 0, 0] * s0
+        squared += 2 * g[:, 0, 1] * s1
+        squared += 2 * g[:, 0, 2] * s2
+        squared *= s0
+        second = g[:, 1, 1] * s1
+        second += 2 * g[:, 1, 2] * s2
+        second *= s1
+        squared += second
+        third = g[:, 2, 2] * s2
+        third *= s2
+        squared += third
+        np.maximum(squared, 0.0, out=squared)
+        distance = np.sqrt(squared, out=squared)
+        distance *= ANGSTROM_TO_BOHR
+        real = z > 0
+        pairs = real[:, :, None] & real[:, None, :]
+        pairs[:, np.arange(m), np.arange(m)] = False
+        with np.errstate(divide='ignore', invalid='ignore'):
+            matrix = z[:, :, None] * z[:, None, :]
+            matrix /= distance
+        matrix = np.where(pairs, matrix, 0.0)
+        if self.diagonal:
+            matrix[:, np.arange(m), np.arange(m)] = 0.5 * z**2.4
+        # overlap candidates from the same sin^2 terms (cells with large enough spacings; the others: all flagged)
+        volumes = np.array([c.volume for c in cells])
+        crosses = np.cross(lattice[:, [1, 2, 0]], lattice[:, [2, 0, 1]])
+        spacings = volumes[:, None] / np.sqrt((crosses**2).sum(axis=2))  # (B, 3)
+        sizes = real.sum(axis=1)
+        checked = (spacings.min(axis=1) > 2 * MIN_INTERATOMIC_DISTANCE) & (sizes <= SMALL_CELL_SITES)
+        threshold = np.sin(np.pi * np.minimum(MIN_INTERATOMIC_DISTANCE / spacings, 0.5)) ** 2  # (B, 3)
+        near = pairs & checked[:, None, None]
+        for axis in range(3):
+            near &= sin2[axis] < threshold[:, axis, None, None]
+        overlapping = ~checked
+        cell_index, i, j = np.nonzero(near)
+        if len(cell_index):
+            wrapped = frac[:, cell_index, j].T - frac[:, cell_index, i].T
+            wrapped -= np.rint(wrapped)
+            vector = np.einsum('pi,pij->pj', wrapped, lattice[cell_index])
+            close = (vector * vector).sum(axis=1) < MIN_INTERATOMIC_DISTANCE**2
+            overlapping[cell_index[close]] = True
+        return matrix, overlapping
+
+    def _compute(self, prepared: list[Any]) -> np.ndarray:
+        out = np.zeros((len(prepared), self.max_sites))
+        by_block: dict[int, list[int]] = {}
+        for row, item in enumerate(prepared):
+            by_block.setdefault(id(item.block), []).append(row)
+        for rows in by_block.values():
+            block = prepared[rows[0]].block
+            positions = [prepared[r].position for r in rows]
+            if positions != list(range(len(block))):  # part of a block (or another order): take those matrices
+                block = block[positions]
+            m = block.shape[1]
+            width = min(m, self.max_sites)
+            out[rows, :width] = sort_spectra(np.linalg.eigvalsh(block))[:, :width]
+        return out
+
+
+class _SineItem(NamedTuple):
+    """A validated cell's sine matrix ``block[position]``, zero-padded to its size bucket.
+
+    The block is shared by the cells of one bucket, which are diagonalised together.
+    """
+
+    block: np.ndarray
+    position: int
 
 
 class CoulombMatrix(_MatrixSpectrum):
