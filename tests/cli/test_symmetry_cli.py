@@ -60,3 +60,17 @@ def test_symmetry_errors(aiida_profile_clean, tmp_path):
     assert result.exit_code != 0 and 'flat' in result.output
     result = CliRunner().invoke(cmd_matembed, ['symmetry', str(flat), '--wavelength', 'XxKa'])
     assert result.exit_code != 0 and 'unknown anode' in result.output
+
+
+def test_identify_reports_the_symmetry_of_what_no_candidate_explains(aiida_profile_clean, rutile_file):
+    """Candidates that are not rutile: the peaks they leave are indexed as tetragonal P4_2/mnm."""
+    from ..core.symmetry.test_indexing import nacl, si
+
+    group = orm.Group(label='not-rutile').store()
+    group.add_nodes([orm.StructureData(pymatgen=s()).store() for s in (si, nacl)])
+    args = ['identify', str(rutile_file), '-G', 'not-rutile', '--symmetry', '--json']
+    result = CliRunner().invoke(cmd_matembed, args, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    unknown = json.loads(result.output)['unknown_phase']
+    assert unknown['crystal_system'] == 'tetragonal'
+    assert 136 in unknown['space_group'][:3]

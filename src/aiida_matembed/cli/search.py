@@ -156,6 +156,10 @@ def _check_file_wavelength(path: Path, wavelength: str | float) -> None:
     help='Strip a K-alpha2 doublet first (default: for an anode name ending in Ka, e.g. CuKa).',
 )  # fmt: skip
 @click.option('--store', is_flag=True, help='Store the pattern and the identification with provenance.')
+@click.option(
+    '--symmetry', 'unknown_symmetry', is_flag=True,
+    help='Index the peaks no candidate explains (at least 6) and rank their space groups (see `symmetry`).',
+)  # fmt: skip
 @click.option('--plot', 'plot_path', type=click.Path(dir_okay=False, path_type=Path), help='Write a figure (PNG).')
 @click.option('--json', 'as_json', is_flag=True, help='Print {"matches": [...], "phases": [...]} as JSON.')
 @decorators.with_dbenv()
@@ -168,6 +172,7 @@ def cmd_identify(
     max_strain: float,
     kalpha2: bool | None,
     store: bool,
+    unknown_symmetry: bool,
     plot_path: Path | None,
     as_json: bool,
 ) -> None:
@@ -201,6 +206,11 @@ def cmd_identify(
         plot_identification(result, path=plot_path, title=pattern.name)
     if stored is not None:
         summary['node'] = {'pk': stored.pk, 'uuid': stored.uuid}
+    if unknown_symmetry:
+        from ..core.symmetry import symmetry_of_unexplained
+
+        unknown = symmetry_of_unexplained(result)
+        summary['unknown_phase'] = unknown.as_dict() if unknown is not None else None
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
@@ -220,6 +230,9 @@ def cmd_identify(
     click.echo(f'residual Rwp {summary["rwp"]:.3f}; {len(summary["unexplained_peaks"])} unexplained peak(s)')
     for peak in summary['unexplained_peaks'][:10]:
         click.echo(f'  unexplained peak at 2θ = {peak["two_theta"]:.3f}° (relative intensity {peak["intensity"]:.1f})')
+    if summary.get('unknown_phase'):
+        u = summary['unknown_phase']
+        click.echo(f'unexplained peaks: {u["crystal_system"]}, space groups {u["space_group"]} ({u["route"]})')
     if stored is not None:
         echo.echo_success(f'stored as PhaseIdentificationData<{stored.pk}> from {stored.creator.process_label}')
     if plot_path is not None:

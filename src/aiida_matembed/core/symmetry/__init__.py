@@ -6,13 +6,14 @@
 * :func:`rank_space_groups` (:mod:`.extinction`): space groups whose systematic absences agree with the indexed
   lines, with a Materials Project frequency prior;
 * :func:`predict_symmetry` (:mod:`.predict`): both, from a profile or a peak list, with the learned
-  ``matembed.xrd_symmetry`` classifier where the indexing is ambiguous; returns a :class:`SymmetryResult`.
+  ``matembed.xrd_symmetry`` classifier where the indexing is ambiguous; returns a :class:`SymmetryResult`;
+  :func:`symmetry_of_unexplained` for the peaks a phase identification left unexplained.
 """
 
 from .extinction import GroupScore, rank_space_groups, space_group_prior, systematically_absent
 from .indexing import IndexingResult, IndexingSolution, index_peaks
 from .lattice import CRYSTAL_SYSTEMS, SYSTEMS, Cell, cell_from_g6
-from .predict import SymmetryResult, peaks_of_profile, predict_symmetry
+from .predict import SymmetryResult, peaks_of_profile, predict_symmetry, symmetry_of_unexplained
 
 __all__ = (
     'CRYSTAL_SYSTEMS',
@@ -28,5 +29,6 @@ __all__ = (
     'predict_symmetry',
     'rank_space_groups',
     'space_group_prior',
+    'symmetry_of_unexplained',
     'systematically_absent',
 )

@@ -19,7 +19,9 @@ The method is trial and error in ``Q = 1/d²`` space, as TREOR (Werner, Eriksson
    de Wolff ``M_N = Q_N / (2 <|ΔQ|> N_calc)`` (J. Appl. Cryst. 1, 108 (1968)) and Smith & Snyder
    ``F_N = N / (<|Δ2θ|> N_poss)`` (J. Appl. Cryst. 12, 60 (1979)) over the first ``N = min(20, n)`` lines, with
    ``N_calc`` the distinct calculated lines up to ``Q_N``. Unindexed lines (impurities, spurious peaks) count in
-   ``N`` but not in the averages; solutions are ranked by ``M_N (n_indexed / N)²``.
+   ``N`` but not in the averages; solutions are ranked by ``M_N (n_indexed / N)²`` with ``<|ΔQ|>`` corrected for
+   the number of refined parameters and floored at the precision of the positions
+   (:attr:`IndexingSolution.m20_ranking`).
 
 DICVOL's successive dichotomy (Boultif & Louër, J. Appl. Cryst. 24, 987 (1991)) and ITO's zone method (Visser,
 J. Appl. Cryst. 2, 89 (1969)) are exhaustive where trial and error relies on low-index base lines; the triclinic
@@ -31,6 +33,7 @@ from __future__ import annotations
 import itertools
 import math
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 import numpy as np
@@ -105,14 +108,15 @@ class IndexingSolution:
 
     n_params: int = 0
     """Refined parameters (cell and zero shift)."""
+    m20_ranking: float = math.nan
+    """``M_N`` with ``<|ΔQ|>`` corrected for the refined parameters, ``n_indexed / (n_indexed - n_params)``, and
+    floored at the positions' precision (a third of the tolerance): cells that fit the lines within their precision
+    are told apart by their number of calculated lines only, not by how well extra parameters fit the noise."""
 
     @property
     def score(self) -> float:
-        """Ranking figure ``M_N (n_indexed / n_lines)² (1 - n_params / n_indexed)``.
-
-        Unindexed lines and free parameters (which fit the errors of few lines) cost.
-        """
-        return self.m20 * (self.n_indexed / self.n_lines) ** 2 * max(0.0, 1 - self.n_params / self.n_indexed)
+        """Ranking figure ``m20_ranking (n_indexed / n_lines)²``: unindexed lines cost."""
+        return self.m20_ranking * (self.n_indexed / self.n_lines) ** 2
 
     @property
     def symmetry_rank(self) -> int:
@@ -183,19 +187,25 @@ def _check_peaks(two_theta: Any, intensity: Any, min_peaks: int) -> tuple[np.nda
     return x, (y / top * 100 if top > 0 else np.full(x.shape, 100.0))
 
 
+@cache
+def _base_inverses(name: str) -> np.ndarray:
+    """``(R, p, p)`` inverses of the design matrices of every ordered choice of ``p`` distinct base reflections."""
+    system = SYSTEMS[name]
+    rows = np.unique(system.rows(np.asarray(_BASE_HKL[name])), axis=0)
+    tuples = np.array(list(itertools.permutations(range(len(rows)), system.n_params)))
+    matrices = rows[tuples]
+    matrices = matrices[np.abs(np.linalg.det(matrices)) > 1e-6]
+    return np.linalg.inv(matrices)
+
+
 def _trial_metrics(system: LatticeSystem, q_base: np.ndarray, n_base: int) -> np.ndarray:
     """``(Z, T, 6)`` trial reciprocal metrics from the base lines ``q_base`` ``(Z, n_base)``."""
     if system.name == 'cubic':
         n = np.asarray(_CUBIC_N, dtype=float)
         a = (q_base[:, :n_base, None] / n[None, None, :]).reshape(len(q_base), -1)
         return a[:, :, None] * system.transform[:, 0][None, None, :]
-    rows = np.unique(system.rows(np.asarray(_BASE_HKL[system.name])), axis=0)
     p = system.n_params
-    tuples = np.array(list(itertools.permutations(range(len(rows)), p)))
-    matrices = rows[tuples]  # (R, p, p)
-    det = np.linalg.det(matrices)
-    matrices = matrices[np.abs(det) > 1e-6]
-    inverses = np.linalg.inv(matrices)  # (R, p, p)
+    inverses = _base_inverses(system.name)
     combos = np.array(list(itertools.combinations(range(n_base), p)))  # (L, p)
     q_lines = q_base[:, combos]  # (Z, L, p)
     x = np.einsum('rij,zlj->zlri', inverses, q_lines).reshape(len(q_base), -1, p)
@@ -281,12 +291,18 @@ def _figures(system: LatticeSystem, x: np.ndarray, z: float, two_theta: np.ndarr
         mean_dtt = float(np.mean(delta[:n][indexed[:n]]))
         m20 = q_n / (2 * max(mean_dq, 1e-12) * max(n_calc, 1))
         f_n = n / (max(mean_dtt, 1e-6) * max(n_calc, 1))
+        n_params = system.n_params + 1
+        lines = q_obs[:n][indexed[:n]]
+        # dQ/d(2θ) = 2 sin 2θ / λ² = √(Q (4/λ² - Q)) per radian, times the precision of a position
+        precision = float(np.mean(np.sqrt(lines * np.maximum(4 / lam**2 - lines, 0)))) * math.radians(tol / 3)
+        corrected = max(mean_dq * n_indexed / max(n_indexed - n_params, 1), precision)
+        m20_ranking = q_n / (2 * corrected * max(n_calc, 1))
         hkl = np.where(indexed[:, None], clusters.hkl[first[index[j]]], 0)
         solution = IndexingSolution(
             system.name, centring, cell, tuple(float(v) for v in g6), float(z), float(m20), float(f_n), n,
-            n_indexed, n_calc, mean_dtt, hkl, indexed, system.n_params + 1,
+            n_indexed, n_calc, mean_dtt, hkl, indexed, n_params, float(m20_ranking),
         )  # fmt: skip
-        if best is None or solution.n_indexed > best.n_indexed or solution.m20 > best.m20:
+        if best is None or solution.n_indexed > best.n_indexed or solution.m20_ranking > best.m20_ranking:
             best = solution
     return best
 
@@ -318,7 +334,7 @@ def index_peaks(
         has a lattice translation shorter than 2 Å (the shortest bond lengths but H's are about 2 Å).
     :param n_refine: distinct trials per system that are refined.
     :param max_unindexed: most lines among the first ``n_lines`` a solution may leave unindexed (impurity or
-        spurious lines); default ``max(2, round(n_lines / 8))``.
+        spurious lines); default ``max(2, round(n_lines / 6))``.
     :raises ValueError: for fewer than 6 lines, NaN or infinite values, positions outside (0, 180)°, an unknown
         wavelength or lattice system.
     """
@@ -331,7 +347,7 @@ def index_peaks(
     x, y = _check_peaks(two_theta, intensity, 6)
     n = min(n_lines, len(x))
     lines = x[:n]
-    unindexed = max(2, round(n / 8)) if max_unindexed is None else int(max_unindexed)
+    unindexed = max(2, round(n / 6)) if max_unindexed is None else int(max_unindexed)
     solutions: list[IndexingSolution] = []
     for name in systems:
         system = SYSTEMS[name]
@@ -346,7 +362,15 @@ def index_peaks(
         n_trials = trials.shape[1]
         g6 = np.ascontiguousarray(trials.reshape(-1, 6))
         z_index = np.repeat(np.arange(n_z), n_trials)
-        n_idx, n_calc, sum_dq = score_trials(g6, z_index, q_obs, tol_q, system.mode, min_length, max_length, 40 * n)
+        # screening on the first lines, then the survivors on all n
+        n_screen = min(n, 10)
+        n_idx, _, _ = score_trials(
+            g6, z_index, np.ascontiguousarray(q_obs[:, :n_screen]), np.ascontiguousarray(tol_q[:, :n_screen]),
+            system.mode, min_length, max_length, 10 * n_screen,
+        )  # fmt: skip
+        survivors = np.flatnonzero(n_idx >= n_screen - max(2, n_screen // 4))
+        g6, z_index = np.ascontiguousarray(g6[survivors]), z_index[survivors]
+        n_idx, n_calc, sum_dq = score_trials(g6, z_index, q_obs, tol_q, system.mode, min_length, max_length, 10 * n)
         good = np.flatnonzero(n_idx >= max(system.n_params + 2, n - max(3, n // 4)))
         if not len(good):
             continue

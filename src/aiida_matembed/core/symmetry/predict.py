@@ -29,7 +29,7 @@ from .extinction import GroupScore, crystal_system_of, rank_space_groups
 from .indexing import IndexingResult, IndexingSolution, index_peaks
 from .lattice import Cell
 
-__all__ = ('SymmetryResult', 'peaks_of_profile', 'predict_symmetry')
+__all__ = ('SymmetryResult', 'peaks_of_profile', 'predict_symmetry', 'symmetry_of_unexplained')
 
 Route = Literal['indexing', 'indexing+classifier', 'classifier']
 
@@ -259,6 +259,21 @@ def predict_symmetry(
         chosen.f_n, chosen.n_indexed, chosen.n_lines, chosen.zero_shift, px, py, lam,
         result.solutions if result else (), tuple(groups), tuple(warnings),
     )  # fmt: skip
+
+
+def symmetry_of_unexplained(identification: Any, **options: Any) -> SymmetryResult | None:
+    """Symmetry of the peaks a phase identification left unexplained (all its peaks if it found no phase).
+
+    :param identification: an :class:`~aiida_matembed.core.search.identify.Identification`.
+    :param options: keyword options of :func:`predict_symmetry`.
+    :return: ``None`` when fewer than 6 peaks are left.
+    """
+    peaks = identification.unexplained if identification.phases else identification.peaks
+    if len(peaks) < 6:
+        return None
+    if options.get('tolerance') is None:
+        options['tolerance'] = max(0.03, 0.25 * float(np.median(peaks.fwhm)))
+    return predict_symmetry(peaks.two_theta, peaks.intensity, identification.wavelength, **options)
 
 
 @cache
