@@ -147,3 +147,36 @@ def test_compiled_overlap_check_on_supercells_agrees_with_the_neighbour_search(p
                 validate_structure(structure)
             assert isinstance(result, InvalidStructureError) and str(result) == str(single.value)
     assert 5 <= sum(isinstance(r, Exception) for r in results) < len(batch)
+
+
+def test_crystal_arrays_are_checked_as_pymatgen_structures(examples):
+    """A Crystal (plain arrays) gives the features and, when bad, the messages of the same pymatgen structure."""
+    from pymatgen.core import Element
+
+    from aiida_matembed.core.representations import get_representation
+    from aiida_matembed.core.structures import Crystal, prepare_cells
+
+    def crystal(structure):
+        numbers = np.array([site.specie.Z for site in structure], dtype=np.int64)
+        return Crystal(structure.lattice.matrix, structure.cart_coords, numbers)
+
+    good = [e.structure for e in examples if e.structure.is_ordered]
+    bad = [b.structure for b in bad_inputs() if isinstance(b.structure, Structure) and b.structure.is_ordered]
+    bad = [s for s in bad if all(isinstance(site.specie, Element) for site in s)]  # a Crystal holds elements
+    assert len(bad) >= 5
+    structures = [*good, *bad]
+    arrays = [crystal(s) for s in structures]
+    for ours, theirs in zip(prepare_cells(arrays), prepare_cells(structures), strict=True):
+        if isinstance(theirs, Exception):
+            assert type(ours) is type(theirs) and str(ours) == str(theirs)
+        else:
+            np.testing.assert_allclose(ours.cart, theirs.cart, rtol=1e-12, atol=1e-12)
+    for name in ('matembed.magpie', 'matembed.sine_matrix'):
+        rep = get_representation(name)
+        ours = rep.featurize_many(arrays, errors='record')
+        theirs = rep.featurize_many(structures, errors='record')
+        # fractional coordinates from the Cartesian ones: equal to round-off (the AiiDA path is bitwise equal)
+        np.testing.assert_allclose(ours.features, theirs.features, rtol=1e-12)
+        assert [f.message for f in ours.failures] == [f.message for f in theirs.failures]
+    with pytest.raises(InvalidStructureError, match='unknown species'):
+        to_pymatgen(Crystal(np.eye(3) * 3, np.zeros((1, 3)), np.array([0])))

@@ -68,3 +68,25 @@ def test_calcfunctions_take_decorated_structures(aiida_profile):
     patterns, _ = simulate_xrd_structures(structures, {'step': 0.05})
     assert patterns.base.attributes.get('n_failed') == 0
     assert next(iter(patterns.peaks(1).hkls[0])) == (1, 1, 1)  # SiC (zincblende): (111) first
+
+
+def test_structure_data_arrays_equal_the_pymatgen_conversion(aiida_profile, prototypes):
+    """An ordered StructureData read into arrays gives the cell, positions and species of its pymatgen conversion;
+    alloy sites are left to pymatgen (None)."""
+    from aiida_matembed.core.structures import prepare_cells
+    from aiida_matembed.data.convert import structure_data_to_crystal
+
+    nodes = [to_structure_data(p.structure) for p in prototypes[::20] if p.structure.is_ordered]
+    for node in nodes:
+        crystal = structure_data_to_crystal(node)
+        structure = structure_data_to_pymatgen(node)
+        assert crystal is not None
+        np.testing.assert_array_equal(crystal.lattice, structure.lattice.matrix)
+        np.testing.assert_allclose(crystal.positions, structure.cart_coords, rtol=0, atol=1e-12)
+        assert crystal.numbers.tolist() == [site.specie.Z for site in structure]
+        (from_arrays,), (from_pymatgen,) = prepare_cells([crystal]), prepare_cells([structure])
+        np.testing.assert_array_equal(from_arrays.frac, from_pymatgen.frac)  # bitwise: the same conversion
+        np.testing.assert_array_equal(from_arrays.cart, from_pymatgen.cart)
+        np.testing.assert_array_equal(from_arrays.z, from_pymatgen.z)
+    alloy = Structure(Lattice.cubic(3.6), [{'Cu': 0.5, 'Au': 0.5}], [[0, 0, 0]])
+    assert structure_data_to_crystal(to_structure_data(alloy)) is None

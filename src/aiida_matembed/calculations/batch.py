@@ -470,9 +470,14 @@ def failure_record(row: int, node: orm.Data, error_type: str, message: str) -> d
     return {'index': row, 'uuid': node.uuid, 'pk': node.pk, 'error_type': error_type, 'message': message}
 
 
-def convert_structures(nodes: list[Any]) -> tuple[list[Any], list[int], list[dict[str, Any]]]:
-    """Convert ``StructureData`` inputs to pymatgen; return the structures, their rows and failure records."""
-    from ..data.convert import structure_data_to_pymatgen
+def convert_structures(nodes: list[Any], *, arrays: bool = False) -> tuple[list[Any], list[int], list[dict[str, Any]]]:
+    """Convert ``StructureData`` inputs for the core; return the structures, their rows and failure records.
+
+    :param arrays: read ordered structures straight from their attributes into
+        :class:`~aiida_matembed.core.structures.Crystal` arrays (no pymatgen objects; what the representations
+        read fastest); disordered ones still become pymatgen structures. ``False``: pymatgen for all.
+    """
+    from ..data.convert import structure_data_to_crystal, structure_data_to_pymatgen
 
     converted: list[Any] = []
     rows: list[int] = []
@@ -481,7 +486,8 @@ def convert_structures(nodes: list[Any]) -> tuple[list[Any], list[int], list[dic
         try:
             if not isinstance(node, orm.StructureData):
                 raise TypeError(f'expected StructureData, got {type(node).__name__}')
-            converted.append(structure_data_to_pymatgen(node))
+            crystal = structure_data_to_crystal(node) if arrays else None
+            converted.append(crystal if crystal is not None else structure_data_to_pymatgen(node))
             rows.append(row)
         except Exception as exception:
             failures.append(failure_record(row, node, type(exception).__name__, str(exception)))

@@ -56,7 +56,7 @@ def featurize(
     nodes = structures_namespace(kwargs)
     params = parameters.get_dict() if parameters is not None else {}
     rep = load_representation_class(representation.value).from_params(params)
-    converted, converted_rows, failures = convert_structures(nodes)
+    converted, converted_rows, failures = convert_structures(nodes, arrays=True)
 
     rep = rep.fit(converted)
     try:

@@ -27,6 +27,7 @@ __all__ = (
     'SMALL_CELL_SITES',
     'Cell',
     'CellArrays',
+    'Crystal',
     'InvalidStructureError',
     'PartiallyOccupiedError',
     'StructureLike',
@@ -54,11 +55,26 @@ can be raised (``aiida_matembed.core.structures.MAX_LATTICE_LENGTH = ...``)."""
 MAX_SITES = 5000
 """Structures with more sites are refused before anything is computed on them (read when a check runs)."""
 
-StructureLike = Union['Structure', 'Atoms']
+StructureLike = Union['Structure', 'Atoms', 'Crystal']
 """Anything the core converts to a pymatgen ``Structure``."""
 
 CompositionLike = Union['Structure', 'Atoms', 'Composition', str]
 """Anything a compositional representation accepts."""
+
+
+class Crystal(NamedTuple):
+    """An ordered crystal as plain arrays, e.g. read from a ``StructureData``'s attributes without pymatgen objects.
+
+    Every part of the core that takes a structure accepts it; the batched readers (:func:`read_cells`) use the
+    arrays as they are, anything that needs a pymatgen ``Structure`` gets one from :func:`to_pymatgen`.
+    """
+
+    lattice: np.ndarray
+    """``(3, 3)`` lattice vectors as rows (Å)."""
+    positions: np.ndarray
+    """``(N, 3)`` Cartesian coordinates (Å)."""
+    numbers: np.ndarray
+    """``(N,)`` int64 atomic numbers."""
 
 
 class InvalidStructureError(ValueError):
@@ -72,14 +88,23 @@ class PartiallyOccupiedError(InvalidStructureError):
 def to_pymatgen(obj: Any) -> Structure:
     """Return ``obj`` as a pymatgen ``Structure`` (the object itself if it already is one; never a copy).
 
-    :param obj: a pymatgen ``Structure`` or an ASE ``Atoms`` with periodic boundary conditions.
+    :param obj: a pymatgen ``Structure``, an ASE ``Atoms`` with periodic boundary conditions or a :class:`Crystal`.
     :raises TypeError: for any other type.
-    :raises InvalidStructureError: for an ASE ``Atoms`` that is not fully periodic or has unknown species.
+    :raises InvalidStructureError: for an ASE ``Atoms`` that is not fully periodic, or unknown species.
     """
     from pymatgen.core import Lattice, Structure
 
     if isinstance(obj, Structure):
         return obj
+    if isinstance(obj, Crystal):
+        numbers = np.asarray(obj.numbers)
+        bad = np.flatnonzero((numbers < 1) | (numbers > Z_MAX))
+        if bad.size:
+            raise InvalidStructureError(f'unknown species (atomic number {int(numbers[bad[0]])}) at site {int(bad[0])}')
+        matrix = np.asarray(obj.lattice, dtype=float)
+        _check_lattice(matrix)
+        return Structure(Lattice(matrix), numbers.tolist(), np.asarray(obj.positions, dtype=float),
+                         coords_are_cartesian=True)  # fmt: skip
     try:
         from ase import Atoms
     except ImportError:  # pragma: no cover - ase is a dependency
@@ -88,6 +113,18 @@ def to_pymatgen(obj: Any) -> Structure:
         numbers, matrix, positions = _ase_arrays(obj)
         return Structure(Lattice(matrix), numbers.tolist(), positions, coords_are_cartesian=True)
     raise TypeError(f'expected a pymatgen Structure or an ASE Atoms, got {type(obj).__name__}')
+
+
+def _fractional(positions: np.ndarray, matrix: np.ndarray) -> np.ndarray:
+    """Fractional coordinates of Cartesian positions (Å), bitwise as pymatgen computes them for its sites.
+
+    pymatgen converts each site on its own (``np.dot`` of one vector; a matrix product rounds differently in the
+    last bit). Zeros for a singular or non-finite lattice, which the lattice checks refuse anyway.
+    """
+    if not np.isfinite(matrix).all() or abs(float(np.linalg.det(matrix))) < MIN_CELL_VOLUME:
+        return np.zeros((len(positions), 3))
+    inverse = np.linalg.inv(matrix)
+    return np.array([np.dot(position, inverse) for position in positions]).reshape(-1, 3)
 
 
 def _ase_arrays(atoms: Atoms) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -396,6 +433,11 @@ def _read_sites(item: Any, structure_type: Any, element_type: Any) -> tuple[Any,
     ASE ``Atoms`` from their arrays, with fractional coordinates as pymatgen computes them. Disordered sites
     raise the error of :func:`validate_structure`, or :class:`PartiallyOccupiedError`.
     """
+    if isinstance(item, Crystal):
+        numbers = np.asarray(item.numbers, dtype=np.int64)
+        _check_sites(len(numbers))
+        matrix = np.asarray(item.lattice, dtype=float)
+        return numbers, _fractional(np.asarray(item.positions, dtype=float).reshape(-1, 3), matrix), matrix
     if not isinstance(item, structure_type):
         try:
             from ase import Atoms
@@ -404,7 +446,7 @@ def _read_sites(item: Any, structure_type: Any, element_type: Any) -> tuple[Any,
         if isinstance(item, Atoms):
             numbers, matrix, positions = _ase_arrays(item)
             _check_sites(len(numbers))
-            return numbers, np.dot(positions, np.linalg.inv(matrix)), matrix
+            return numbers, _fractional(positions, matrix), matrix
         raise TypeError(f'expected a pymatgen Structure or an ASE Atoms, got {type(item).__name__}')
     sites = item.sites
     _check_sites(len(sites))

@@ -18,7 +18,15 @@ from aiida import orm
 if TYPE_CHECKING:
     from pymatgen.core import Structure
 
-__all__ = ('pymatgen_to_structure_data', 'stripped_properties', 'structure_data_to_pymatgen', 'to_structure_data')
+    from ..core.structures import Crystal
+
+__all__ = (
+    'pymatgen_to_structure_data',
+    'stripped_properties',
+    'structure_data_to_crystal',
+    'structure_data_to_pymatgen',
+    'to_structure_data',
+)
 
 
 def structure_data_to_pymatgen(node: orm.StructureData) -> Structure:
@@ -41,6 +49,33 @@ def structure_data_to_pymatgen(node: orm.StructureData) -> Structure:
     species = [kinds[site['kind_name']] for site in sites]
     positions = [site['position'] for site in sites]
     return Structure(Lattice(attributes['cell']), species, positions, coords_are_cartesian=True)
+
+
+def structure_data_to_crystal(node: orm.StructureData) -> Crystal | None:
+    """The arrays of an ordered ``StructureData`` (lattice, Cartesian positions in Å, atomic numbers).
+
+    Read from the node's attributes without building any pymatgen or ASE object; ``None`` when a kind is not one
+    element of weight 1 (alloys, vacancies, unknown symbols: use :func:`structure_data_to_pymatgen`).
+    """
+    import numpy as np
+
+    from ..core.elements import ATOMIC_NUMBERS
+    from ..core.structures import Crystal
+
+    attributes = node.base.attributes.all
+    numbers: dict[str, int] = {}
+    for kind in attributes.get('kinds', []):
+        symbols, weights = kind['symbols'], kind['weights']
+        if len(symbols) != 1 or weights[0] != 1.0 or symbols[0] not in ATOMIC_NUMBERS:
+            return None
+        numbers[kind['name']] = ATOMIC_NUMBERS[symbols[0]]
+    sites = attributes.get('sites', [])
+    try:
+        z = np.array([numbers[site['kind_name']] for site in sites], dtype=np.int64)
+    except KeyError:
+        return None
+    positions = np.array([site['position'] for site in sites], dtype=float).reshape(-1, 3)
+    return Crystal(np.array(attributes['cell'], dtype=float), positions, z)
 
 
 def _element_symbol(species: Any) -> str:
