@@ -143,11 +143,6 @@ def start_rabbitmq() -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason='known defect, not fixed: after RabbitMQ comes back, the redelivered copy of the WorkChain can set the '
-    'finished node back to "running" (seen in CI on a fresh machine; rows are neither lost nor duplicated)',
-)
 def test_rabbitmq_stopped_and_restarted_mid_run(daemon, await_node, make_group, structures, rabbitmq_restorer):
     group = make_group(structures[:60])
     node = submit_featurize(group)
@@ -161,6 +156,97 @@ def test_rabbitmq_stopped_and_restarted_mid_run(daemon, await_node, make_group, 
     await_node(node)
     assert node.is_finished_ok, node.exit_message
     assert_nothing_left(group, node)
+    assert_stays_finished(node)
+
+
+def close_amqp_connections(pid: int) -> int:
+    """Close, from RabbitMQ's side, the AMQP connections of OS process ``pid`` (as after missed heartbeats)."""
+    import psutil
+
+    ports = {c.laddr.port for c in psutil.Process(pid).net_connections(kind='tcp') if c.raddr and c.raddr.port == 5672}
+    listing = subprocess.run(
+        ['rabbitmqctl', '-q', 'list_connections', 'pid', 'peer_port'], check=True, capture_output=True, text=True
+    ).stdout
+    closed = 0
+    for line in listing.splitlines()[1:]:
+        connection, port = line.split('\t')
+        if int(port) in ports:
+            subprocess.run(['rabbitmqctl', '-q', 'close_connection', connection, 'fault test'], check=True, timeout=60)
+            closed += 1
+    return closed
+
+
+def logs_of(node) -> list[str]:
+    return [log.message for log in orm.Log.collection.get_logs_for(node)]
+
+
+def unacknowledged_tasks(profile) -> int:
+    """Process tasks of ``profile`` in RabbitMQ, ready or held unacknowledged by a worker."""
+    listing = subprocess.run(
+        ['rabbitmqctl', '-q', 'list_queues', 'name', 'messages'], check=True, capture_output=True, text=True
+    ).stdout
+    name = f'aiida-{profile.uuid}.process.queue'
+    return sum(int(line.split('\t')[1]) for line in listing.splitlines()[1:] if line.split('\t')[0] == name)
+
+
+def assert_stays_finished(node, seconds: float = 5.0) -> None:
+    """The node is finished, sealed, holds no lease, and stays so (no late copy sets it back)."""
+    import time
+
+    from aiida_matembed.workflows.lease import LEASE_EXTRA
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        assert node.is_finished_ok and node.is_sealed, (node.process_state, node.is_sealed)
+        assert LEASE_EXTRA not in node.base.extras.all
+        time.sleep(0.5)
+
+
+def test_a_task_redelivered_while_its_first_worker_runs_it_gets_a_copy_that_stands_by(
+    daemon, await_node, make_group, structures
+):
+    """RabbitMQ closes the connection of the worker running a WorkChain and gives its task to the other worker,
+    while the first goes on running it (aiida-core #1748): the copy loaded there writes nothing and waits."""
+    from aiida_matembed.workflows.lease import LEASE_EXTRA
+
+    group = make_group(structures[:60])
+    node = submit_featurize(group, batch_size=2)  # 30 batches
+    wait_until(lambda: finished_batches(node) >= 2, 'two batches')
+    holder = node.base.extras.get(LEASE_EXTRA)
+    assert holder['pid'] in worker_pids(daemon)
+    assert close_amqp_connections(holder['pid']) >= 1
+    wait_until(lambda: any('stands by' in m for m in logs_of(node)), 'the redelivered copy to load')
+    assert node.process_state.value in ('running', 'waiting')  # the first instance goes on
+
+    await_node(node)
+    assert node.is_finished_ok, node.exit_message
+    assert_nothing_left(group, node)
+    assert_stays_finished(node)
+    wait_until(lambda: unacknowledged_tasks(daemon.profile) == 0, 'the copy to return and acknowledge its task')
+
+
+def test_the_first_worker_killed_while_a_copy_stands_by_hands_the_process_over(
+    daemon, await_node, make_group, structures
+):
+    """As above, then ``kill -9`` of the first worker: the copy hands the process back to the broker, and it
+    resumes from its newest checkpoint (not the copy's older one)."""
+    from aiida_matembed.workflows.lease import LEASE_EXTRA
+
+    group = make_group(structures[:60])
+    node = submit_featurize(group, batch_size=2)
+    wait_until(lambda: finished_batches(node) >= 2, 'two batches')
+    holder = node.base.extras.get(LEASE_EXTRA)
+    assert close_amqp_connections(holder['pid']) >= 1
+    wait_until(lambda: any('stands by' in m for m in logs_of(node)), 'the redelivered copy to load')
+    wait_until(lambda: finished_batches(node) >= 4, 'the first instance to go on')
+    os.kill(holder['pid'], signal.SIGKILL)
+
+    await_node(node)
+    assert node.is_finished_ok, node.exit_message
+    assert any('handed it back to the broker' in m for m in logs_of(node)), logs_of(node)
+    assert_nothing_left(group, node)
+    assert_stays_finished(node)
+    wait_until(lambda: len(worker_pids(daemon)) == 2 and holder['pid'] not in worker_pids(daemon), 'a new worker')
 
 
 def pg_cluster() -> list[str]:
@@ -190,7 +276,10 @@ def test_postgresql_restarted_mid_run(daemon, await_node, make_group, structures
     reconnect()
     start_daemon(daemon)
 
-    await_node(node)
+    try:
+        await_node(node)
+    except AssertionError as error:
+        raise AssertionError(f'{error}\n`verdi process repair` said:\n{result.stdout}{result.stderr}') from None
     if not node.is_finished_ok:  # a step that lost its connection failed the WorkChain: running it again finishes it
         node = await_node(submit_featurize(group))
     assert node.is_finished_ok, node.exit_message

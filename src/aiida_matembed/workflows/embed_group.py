@@ -21,6 +21,7 @@ from ..calculations.batch import load_nodes, row_key
 from ..data.model import ModelData
 from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
 from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
+from .lease import ProcessLeaseMixin
 from .protocols import ProtocolMixin
 
 __all__ = ('EmbedGroupWorkChain', 'group_structure_pks')
@@ -65,7 +66,7 @@ def _is_out_of_memory(exception: BaseException) -> bool:
     return check(exception)
 
 
-class EmbedGroupWorkChain(ProtocolMixin, WorkChain):
+class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
     """Run one task (``embed``, ``featurize`` or ``xrd``) over the structures of a Group in batches."""
 
     _protocol_file = 'embed_group'

@@ -12,6 +12,7 @@ from ..core.representations import load_representation_class
 from ..dft.processes import group_members
 from ..query import featurized_structure_pks
 from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
+from .lease import ProcessLeaseMixin
 from .protocols import ProtocolMixin
 
 __all__ = ('FeaturizeGroupWorkChain', 'pending_structure_pks', 'resolve_params')
@@ -107,7 +108,7 @@ def resolve_params(
     return rep.fit([composition]).get_params() if symbols else rep.get_params()
 
 
-class FeaturizeGroupWorkChain(ProtocolMixin, WorkChain):
+class FeaturizeGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
     """Featurise the ``StructureData`` of a Group with one representation, ``batch_size`` per process.
 
     Structures that already have a current result (same representation, version and options, row not
