@@ -19,7 +19,8 @@ The method is trial and error in ``Q = 1/d²`` space, as TREOR (Werner, Eriksson
    de Wolff ``M_N = Q_N / (2 <|ΔQ|> N_calc)`` (J. Appl. Cryst. 1, 108 (1968)) and Smith & Snyder
    ``F_N = N / (<|Δ2θ|> N_poss)`` (J. Appl. Cryst. 12, 60 (1979)) over the first ``N = min(20, n)`` lines, with
    ``N_calc`` the distinct calculated lines up to ``Q_N``. Unindexed lines (impurities, spurious peaks) count in
-   ``N`` but not in the averages; solutions are ranked by ``M_N (n_indexed / N)²`` with ``<|ΔQ|>`` corrected for
+   ``N`` but not in the averages (lines weaker than 3 % do not count against ``max_unindexed``: noise and
+   impurities); solutions are ranked by ``M_N (n_indexed / N)²`` with ``<|ΔQ|>`` corrected for
    the number of refined parameters and floored at the precision of the positions
    (:attr:`IndexingSolution.m20_ranking`).
 
@@ -72,6 +73,8 @@ _BASE_HKL: dict[str, tuple[tuple[int, ...], ...]] = {
 }
 """Low-index reflections the base lines are assigned to in the trials."""
 
+WEAK_LINE = 3.0
+"""Lines weaker than this (% of the strongest) may stay unindexed beyond ``max_unindexed`` (noise, impurities)."""
 _N_BASE = {'cubic': 3, 'tetragonal': 6, 'hexagonal': 6, 'orthorhombic': 6, 'monoclinic': 6}
 _ZERO_STEP = {'cubic': 0.02, 'tetragonal': 0.025, 'hexagonal': 0.025, 'orthorhombic': 0.05, 'monoclinic': 0.05}
 
@@ -113,9 +116,16 @@ class IndexingSolution:
     floored at the positions' precision (a third of the tolerance): cells that fit the lines within their precision
     are told apart by their number of calculated lines only, not by how well extra parameters fit the noise."""
 
+    indexed_fraction: float = 1.0
+    """Share of the square-root intensity of the first ``n_lines`` lines that is indexed."""
+
     @property
     def score(self) -> float:
-        """Ranking figure ``m20_ranking (n_indexed / n_lines)²``: unindexed lines cost."""
+        """Ranking figure ``m20_ranking (n_indexed / n_lines)²``.
+
+        Every unindexed line costs, weak ones too: weak lines are often those of a superstructure (rock salt's odd
+        reflections), which tell the true cell from a sub-cell.
+        """
         return self.m20_ranking * (self.n_indexed / self.n_lines) ** 2
 
     @property
@@ -253,7 +263,8 @@ def _refine(system: LatticeSystem, x: np.ndarray, z: float, two_theta: np.ndarra
 
 
 def _figures(system: LatticeSystem, x: np.ndarray, z: float, two_theta: np.ndarray, lam: float, tol: float,
-             n_lines: int, min_length: float, max_unindexed: int) -> IndexingSolution | None:  # fmt: skip
+             n_lines: int, min_length: float, max_unindexed: int, intensity: np.ndarray,
+             ) -> IndexingSolution | None:  # fmt: skip
     """Centring, figures of merit and line assignment of a refined cell."""
     g6 = system.transform @ x
     try:
@@ -268,6 +279,8 @@ def _figures(system: LatticeSystem, x: np.ndarray, z: float, two_theta: np.ndarr
     first = np.searchsorted(clusters.cluster, np.arange(len(clusters.q)))
     n = min(n_lines, len(two_theta))
     q_n = float(q_obs[n - 1])
+    weak = intensity < WEAK_LINE
+    root = np.sqrt(np.maximum(intensity[:n], 0))
     best: IndexingSolution | None = None
     for centring in system.centrings:
         allowed = clusters.centring_allowed(centring)
@@ -284,7 +297,7 @@ def _figures(system: LatticeSystem, x: np.ndarray, z: float, two_theta: np.ndarr
         if best is not None and indexed[:n].sum() < best.n_indexed:
             continue  # the centring loses lines the primitive cell indexes
         n_indexed = int(indexed[:n].sum())
-        if n_indexed < max(system.n_params + 2, n - max_unindexed):
+        if n_indexed < system.n_params + 2 or int((~indexed[:n] & ~weak[:n]).sum()) > max_unindexed:
             continue
         n_calc = int(np.count_nonzero(clusters.q[index] <= q_n * (1 + 1e-9)))
         mean_dq = float(np.mean(np.abs(clusters.q[index][j[:n][indexed[:n]]] - q_obs[:n][indexed[:n]])))
@@ -301,6 +314,7 @@ def _figures(system: LatticeSystem, x: np.ndarray, z: float, two_theta: np.ndarr
         solution = IndexingSolution(
             system.name, centring, cell, tuple(float(v) for v in g6), float(z), float(m20), float(f_n), n,
             n_indexed, n_calc, mean_dtt, hkl, indexed, n_params, float(m20_ranking),
+            float(root[indexed[:n]].sum() / root.sum()) if root.sum() > 0 else n_indexed / n,
         )  # fmt: skip
         if best is None or solution.n_indexed > best.n_indexed or solution.m20_ranking > best.m20_ranking:
             best = solution
@@ -334,7 +348,7 @@ def index_peaks(
         has a lattice translation shorter than 2 Å (the shortest bond lengths but H's are about 2 Å).
     :param n_refine: distinct trials per system that are refined.
     :param max_unindexed: most lines among the first ``n_lines`` a solution may leave unindexed (impurity or
-        spurious lines); default ``max(2, round(n_lines / 6))``.
+        spurious lines), not counting lines weaker than :data:`WEAK_LINE`; default ``max(2, round(n_lines / 6))``.
     :raises ValueError: for fewer than 6 lines, NaN or infinite values, positions outside (0, 180)°, an unknown
         wavelength or lattice system.
     """
@@ -348,6 +362,8 @@ def index_peaks(
     n = min(n_lines, len(x))
     lines = x[:n]
     unindexed = max(2, round(n / 6)) if max_unindexed is None else int(max_unindexed)
+    n_weak = int((y[:n] < WEAK_LINE).sum())
+    n_weak_screen = int((y[: min(n, 10)] < WEAK_LINE).sum())
     solutions: list[IndexingSolution] = []
     for name in systems:
         system = SYSTEMS[name]
@@ -368,10 +384,10 @@ def index_peaks(
             g6, z_index, np.ascontiguousarray(q_obs[:, :n_screen]), np.ascontiguousarray(tol_q[:, :n_screen]),
             system.mode, min_length, max_length, 10 * n_screen,
         )  # fmt: skip
-        survivors = np.flatnonzero(n_idx >= n_screen - max(2, n_screen // 4))
+        survivors = np.flatnonzero(n_idx >= n_screen - max(2, n_screen // 4) - n_weak_screen)
         g6, z_index = np.ascontiguousarray(g6[survivors]), z_index[survivors]
         n_idx, n_calc, sum_dq = score_trials(g6, z_index, q_obs, tol_q, system.mode, min_length, max_length, 10 * n)
-        good = np.flatnonzero(n_idx >= max(system.n_params + 2, n - max(3, n // 4)))
+        good = np.flatnonzero(n_idx >= max(system.n_params + 2, n - max(3, n // 4) - n_weak))
         if not len(good):
             continue
         m_approx = q_obs[z_index[good], -1] / (2 * np.maximum(sum_dq[good] / n_idx[good], 1e-12) * n_calc[good])
@@ -388,7 +404,7 @@ def index_peaks(
             refined = _refine(system, x0, float(zeros[z_index[trial]]), x, lam,
                               (2 * tolerance, 1.5 * tolerance, tolerance), max_zero_shift)  # fmt: skip
             if refined is not None:
-                solution = _figures(system, refined[0], refined[1], x, lam, tolerance, n, min_length, unindexed)
+                solution = _figures(system, refined[0], refined[1], x, lam, tolerance, n, min_length, unindexed, y)
                 if solution is not None:
                     solutions.append(solution)
             kept += 1

@@ -32,6 +32,8 @@ from .lattice import Cell
 __all__ = ('SymmetryResult', 'peaks_of_profile', 'predict_symmetry', 'symmetry_of_unexplained')
 
 Route = Literal['indexing', 'indexing+classifier', 'classifier']
+SHOULDER_RATIO = 0.05
+"""Peaks weaker than this fraction of a neighbour within 3 FWHM of it are dropped (:func:`peaks_of_profile`)."""
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,8 @@ def peaks_of_profile(
 
     The background (SNIP), K-alpha2 stripping (default: for an anode name ending in ``Ka``) and peak search are
     those of :func:`~aiida_matembed.core.search.identify.identify_phases`; the returned wavelength is K-alpha1's
-    where the doublet was stripped.
+    where the doublet was stripped. Shoulders (a peak under :data:`SHOULDER_RATIO` of a neighbour within 3 of the
+    neighbour's FWHM: a stripping residue or noise on its tail) are dropped.
     """
     from ..search.identify import find_peaks, snip_background, strip_kalpha2
 
@@ -122,14 +125,14 @@ def peaks_of_profile(
         lam = lam1
     peaks = find_peaks(x, net, min_snr=min_snr)
     px, py, width = peaks.two_theta, peaks.intensity, peaks.fwhm
-    if strip_doublet and len(px):
-        # residues of the stripping: a weak peak at the K-alpha2 position of a line ten times stronger
-        shifted = np.degrees(2 * np.arcsin(np.clip(np.sin(np.radians(px) / 2) * lam2 / lam1, -1, 1)))
-        residue = np.zeros(len(px), dtype=bool)
-        for i, position in enumerate(shifted):
-            near = np.abs(px - position) <= max(0.5 * float(width[i]), 0.03)
-            residue |= near & (py <= 0.1 * py[i])
-        px, py, width = px[~residue], py[~residue], width[~residue]
+    if len(px):
+        # shoulders: a peak under 5 % of a neighbour within 3 of its FWHM is a residue of the K-alpha2 stripping or
+        # counting noise on that neighbour's tail, not a resolved line
+        shoulder = np.zeros(len(px), dtype=bool)
+        for i in range(len(px)):
+            near = np.abs(px - px[i]) <= 3 * max(float(width[i]), 0.02)
+            shoulder |= near & (py <= SHOULDER_RATIO * py[i])
+        px, py, width = px[~shoulder], py[~shoulder], width[~shoulder]
         py = py / py.max() * 100 if len(py) else py
     return px, py, width, lam
 
