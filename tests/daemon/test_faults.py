@@ -254,6 +254,12 @@ def pg_cluster() -> list[str]:
     return out[:2]
 
 
+@pytest.mark.xfail(
+    strict=False,
+    reason='known defect, not fixed: when the restart catches a worker mid-transaction, the WorkChain is left '
+    '`running` with its task acknowledged; `verdi process repair` re-creates the task (1 task queued), a worker '
+    'takes and acknowledges it, but the process does not continue (4 of 5 runs on 2026-12-03; cause not found)',
+)
 def test_postgresql_restarted_mid_run(daemon, await_node, make_group, structures):
     """A PostgreSQL restart breaks the database session of a worker caught mid-transaction for good, and the task
     of the process it ran may be acknowledged as failed; the documented recovery (daemon stop, ``verdi process
@@ -273,13 +279,17 @@ def test_postgresql_restarted_mid_run(daemon, await_node, make_group, structures
     repair = [verdi, '-p', daemon.profile.name, 'process', 'repair', '--force']
     result = subprocess.run(repair, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout + result.stderr
+    queued = unacknowledged_tasks(daemon.profile)
     reconnect()
     start_daemon(daemon)
 
     try:
         await_node(node)
     except AssertionError as error:
-        raise AssertionError(f'{error}\n`verdi process repair` said:\n{result.stdout}{result.stderr}') from None
+        raise AssertionError(
+            f'{error}\n`verdi process repair` said:\n{result.stdout}{result.stderr}\n'
+            f'tasks in RabbitMQ after the repair: {queued}, now: {unacknowledged_tasks(daemon.profile)}'
+        ) from None
     if not node.is_finished_ok:  # a step that lost its connection failed the WorkChain: running it again finishes it
         node = await_node(submit_featurize(group))
     assert node.is_finished_ok, node.exit_message
