@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from aiida import orm
 
+from .calculations.batch import chunks
 from .core.datasets import StructureSet
 from .core.datasets.store import STANDARD_LABELS, columns_from_records
 
@@ -74,9 +75,9 @@ def structure_set_to_group(
 def _newest_finished_processes(pks: Sequence[int]) -> dict[int, int]:
     """Return structure pk -> pk of the newest process that finished OK with that structure as an input."""
     newest: dict[int, tuple[Any, int]] = {}
-    for start in range(0, len(pks), 5000):  # bounded IN clauses
+    for chunk in chunks(pks):  # bounded IN clauses
         query = orm.QueryBuilder()
-        query.append(orm.StructureData, filters={'id': {'in': list(pks[start : start + 5000])}}, project='id', tag='s')
+        query.append(orm.StructureData, filters={'id': {'in': list(chunk)}}, project='id', tag='s')
         query.append(
             orm.ProcessNode,
             with_incoming='s',
@@ -117,9 +118,9 @@ def _dft_columns(pks: Sequence[int], dft_outputs: Mapping[str, str]) -> list[dic
     outputs: dict[tuple[int, str], Any] = {}
     links = sorted({link for link, _ in specs.values()})
     process_pks = sorted(set(processes.values()))
-    for start in range(0, len(process_pks), 5000):
+    for chunk in chunks(process_pks):
         query = orm.QueryBuilder()
-        query.append(orm.ProcessNode, filters={'id': {'in': process_pks[start : start + 5000]}}, project='id', tag='p')
+        query.append(orm.ProcessNode, filters={'id': {'in': chunk}}, project='id', tag='p')
         query.append(
             orm.Node,
             with_incoming='p',

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 from aiida import orm
 
+from .calculations.batch import chunks
 from .core.search.identify import Identification, ReferencePeaks
 from .core.xrd import MeasuredPattern, Peaks
 from .core.xrd.wavelengths import WAVELENGTHS, resolve_wavelength
@@ -45,7 +46,7 @@ def reference_patterns(
     from .calculations.xrd import simulate_xrd_structures
 
     chosen: dict[int, int] = {}
-    for start in range(0, len(pks), 5000):
+    for chunk in chunks(pks):
         qb = orm.QueryBuilder()
         qb.append(
             XrdPatternsData,
@@ -56,7 +57,7 @@ def reference_patterns(
         qb.append(orm.CalculationNode, with_outgoing='xrd', tag='process')
         qb.append(
             orm.StructureData, with_outgoing='process', project='id', tag='structure',
-            filters={'id': {'in': pks[start : start + 5000]}}, edge_filters={'label': {'like': 'structures__%'}},
+            filters={'id': {'in': chunk}}, edge_filters={'label': {'like': 'structures__%'}},
         )  # fmt: skip
         for row in qb.iterdict():
             xrd_pk, two_theta_range = row['xrd']['id'], row['xrd']['attributes.two_theta_range']
@@ -77,12 +78,8 @@ def reference_patterns(
                 f'--two-theta-min {low:g} --two-theta-max {high:g}`'
             )
         settings = {'wavelength': wavelength, 'two_theta_range': [low, high], 'step': 0.1}
-        for start in range(0, len(missing), 5000):
-            structures = (
-                orm.QueryBuilder()
-                .append(orm.StructureData, filters={'id': {'in': missing[start : start + 5000]}})
-                .all(flat=True)
-            )
+        for chunk in chunks(missing):
+            structures = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True)
             patterns, _ = simulate_xrd_structures(sorted(structures, key=lambda n: n.pk), settings)
             nodes[patterns.pk or 0] = patterns
     return [nodes[pk] for pk in sorted(nodes)]  # type: ignore[misc]

@@ -14,7 +14,8 @@ from typing import Any
 import numpy as np
 from aiida import orm
 
-from .search import GroupVectors, VectorSource, _formulas, _load_structures, group_vectors
+from .calculations.batch import load_structures
+from .search import GroupVectors, VectorSource, _formulas, group_vectors
 
 __all__ = ('group_map', 'structure_labels')
 
@@ -76,7 +77,7 @@ def _model_column(spec: str, pks: list[int]) -> list[Any]:
 
 def structure_labels(pks: list[int], color_by: str) -> tuple[list[Any], str]:
     """One colour value per structure for ``color_by`` (module docstring) and the legend title."""
-    nodes = _load_structures(pks)
+    nodes = load_structures(pks)
     if color_by in ('crystal_system', 'space_group'):
         numbers, systems = _symmetry(nodes)
         return (
@@ -132,7 +133,7 @@ def group_map(
     colors, legend = structure_labels(vectors.pks, color_by)
     formulas = _formulas(vectors.pks)
     numbers, _ = (
-        _symmetry(_load_structures(vectors.pks)) if color_by != 'space_group' else ([int(c) for c in colors], [])
+        _symmetry(load_structures(vectors.pks)) if color_by != 'space_group' else ([int(c) for c in colors], [])
     )
     title = f'{vectors.name} ({method})'
     if output is not None:

@@ -17,6 +17,7 @@ import numpy as np
 from aiida import orm
 from aiida.common.exceptions import NotExistent
 
+from .calculations.batch import chunks
 from .core.representations import load_representation_class
 from .data.features import FeaturesData, params_hash
 from .data.model import ModelData
@@ -166,14 +167,14 @@ def feature_nodes_of(
         'attributes.params_hash': params_hash(params),
     }
     pks = sorted(set(structure_pks))
-    for start in range(0, len(pks), 5000):  # bounded IN clauses
+    for chunk in chunks(pks):  # bounded IN clauses
         qb = orm.QueryBuilder()
         qb.append(FeaturesData, filters=filters, tag='features', project='*')
         qb.append(orm.CalculationNode, with_outgoing='features', tag='process')
         qb.append(
             orm.StructureData,
             with_outgoing='process',
-            filters={'id': {'in': pks[start : start + 5000]}},
+            filters={'id': {'in': chunk}},
             edge_filters={'label': {'like': 'structures__%'}},
             project=['id', 'uuid'],
         )
@@ -262,9 +263,9 @@ def simulated_structure_pks(
     :param settings: options of ``matembed.simulate_xrd`` (defaults filled in, wavelength resolved).
     :param include_failed: also count structures whose simulation failed (recorded failure).
     """
-    from .calculations.xrd import _settings
+    from .core.xrd.settings import XrdSettings
 
-    resolved = _settings(settings)
+    resolved = XrdSettings.from_dict(settings).stored_attributes()
     qb = orm.QueryBuilder()
     qb.append(XrdPatternsData, filters={f'attributes.{k}': resolved[k] for k in _XRD_KEYS}, tag='features')
     qb.append(orm.CalculationNode, with_outgoing='features', filters=_FINISHED_OK, tag='process')

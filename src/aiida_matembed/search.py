@@ -22,6 +22,7 @@ from typing import Any, Literal
 import numpy as np
 from aiida import orm
 
+from .calculations.batch import chunks, load_structures
 from .core.search.index import IndexMismatchError, Metric, VectorIndex
 from .data.features import FeaturesData
 from .plugins import use_aiida_entry_points
@@ -122,10 +123,10 @@ def _formulas(pks: list[int]) -> dict[int, str]:
     from pymatgen.core import Composition
 
     out: dict[int, str] = {}
-    for start in range(0, len(pks), 5000):
+    for chunk in chunks(pks):
         query = orm.QueryBuilder().append(
             orm.StructureData,
-            filters={'id': {'in': pks[start : start + 5000]}},
+            filters={'id': {'in': chunk}},
             project=['id', 'attributes.kinds', 'attributes.sites'],
         )
         for pk, kinds, sites in query.iterall():
@@ -142,13 +143,6 @@ def _formulas(pks: list[int]) -> dict[int, str]:
 
 
 # ------------------------------------------------------------------------------------------- vectors
-def _load_structures(pks: list[int]) -> list[orm.StructureData]:
-    """The ``StructureData`` of ``pks`` in that order (one query)."""
-    nodes = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': list(pks)}}).all(flat=True)
-    position = {pk: i for i, pk in enumerate(pks)}
-    return sorted(nodes, key=lambda n: position[n.pk])
-
-
 def _compute_missing(group: orm.Group, source: VectorSource, batch_size: int) -> dict[str, Any]:
     """Compute the rows the Group lacks (incremental) and return the resolved options."""
     from .calculations.embed import embed_structures
@@ -161,7 +155,7 @@ def _compute_missing(group: orm.Group, source: VectorSource, batch_size: int) ->
         params = resolve_params(source.representation, source.params or {}, group=group)
         pending = pending_structure_pks(group, source.representation, params)
         for start in range(0, len(pending), batch_size):
-            featurize_structures(_load_structures(pending[start : start + batch_size]), source.representation, params)
+            featurize_structures(load_structures(pending[start : start + batch_size]), source.representation, params)
         return load_representation_class(source.representation).from_params(params).get_params()
     from .calculations.embed import embedding_params
     from .data.model import load_model_node
@@ -173,7 +167,7 @@ def _compute_missing(group: orm.Group, source: VectorSource, batch_size: int) ->
     done = embedded_structure_pks(node, modality=params['modality'], among=pks, include_failed=True)
     pending = [pk for pk in pks if pk not in done]
     for start in range(0, len(pending), batch_size):
-        embed_structures(_load_structures(pending[start : start + batch_size]), node, modality=params['modality'])
+        embed_structures(load_structures(pending[start : start + batch_size]), node, modality=params['modality'])
     return params
 
 
@@ -195,7 +189,7 @@ def _rows_query(source: VectorSource, params: dict[str, Any], pks: list[int]) ->
     from .query import _embedding_query, _features_query
 
     out = []
-    for start in range(0, len(pks), 5000):
+    for chunk in chunks(pks):
         if source.representation is not None:
             from .core.representations import load_representation_class
 
@@ -204,7 +198,7 @@ def _rows_query(source: VectorSource, params: dict[str, Any], pks: list[int]) ->
         else:
             qb = _embedding_query(source.model, params['modality'])  # type: ignore[arg-type]
             qb.add_filter('features', {'attributes.params.model_sha256': params['model_sha256']})
-        qb.add_filter('structure', {'id': {'in': pks[start : start + 5000]}})
+        qb.add_filter('structure', {'id': {'in': chunk}})
         qb.add_projection('structure', ['id', 'uuid'])
         qb.add_projection('features', ['id', 'uuid'])
         for row in qb.iterdict():

@@ -17,9 +17,9 @@ import importlib
 import inspect
 import types
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 from aiida import orm
 from aiida.common.links import LinkType, validate_link_label
@@ -27,18 +27,34 @@ from aiida.orm.nodes.caching import NodeCaching
 from aiida.orm.nodes.links import NodeLinks
 from aiida.orm.utils.links import LinkManager, LinkTriple
 
+T = TypeVar('T')
+
 __all__ = (
+    'QUERY_CHUNK',
+    'chunks',
     'convert_structures',
     'detach_from_session',
     'failure_record',
     'link_inputs_in_bulk',
     'load_nodes',
+    'load_structures',
     'reattach_to_session',
     'row_key',
     'store_structures',
     'structure_rows',
     'structures_namespace',
 )
+
+
+QUERY_CHUNK = 5000
+"""Largest number of pks in one ``IN`` clause: queries over many nodes are split into chunks of this size
+(SQLite allows at most 32,766 bound parameters per statement; PostgreSQL plans long lists slowly)."""
+
+
+def chunks(items: Sequence[T], size: int = QUERY_CHUNK) -> Iterator[list[T]]:
+    """Consecutive slices of ``items`` of at most ``size`` (as lists), for bounded ``IN`` clauses."""
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
 
 
 def _get_incoming_linear(
@@ -130,8 +146,8 @@ def refresh_in_bulk(nodes: list[orm.Node]) -> None:
     if not pks or model is None:
         return
     session = _session()
-    for start in range(0, len(pks), 5000):
-        statement = _select_without_json(model, pks[start : start + 5000])
+    for chunk in chunks(pks):
+        statement = _select_without_json(model, chunk)
         session.execute(statement.execution_options(populate_existing=True)).scalars().all()
 
 
@@ -156,10 +172,8 @@ def _stored_hashes(triples: list[LinkTriple]) -> dict[str, str]:
     label_of = {t.node.pk: t.link_label for t in triples if t.node.is_stored}
     hashes: dict[str, str] = {}
     pks = list(label_of)
-    for start in range(0, len(pks), 5000):  # bounded IN clauses
-        query = orm.QueryBuilder().append(
-            orm.Node, filters={'id': {'in': pks[start : start + 5000]}}, project=['id', 'extras._aiida_hash']
-        )
+    for chunk in chunks(pks):  # bounded IN clauses
+        query = orm.QueryBuilder().append(orm.Node, filters={'id': {'in': chunk}}, project=['id', 'extras._aiida_hash'])
         for pk, value in query.iterall():
             if value:
                 hashes[label_of[pk]] = value
@@ -390,7 +404,7 @@ def _node_model() -> Any:
 def load_nodes(
     pks: list[int], node_class: type[orm.Node] = orm.StructureData, *, missing: str = 'raise'
 ) -> list[orm.Node]:
-    """The stored nodes ``pks`` (in that order), one query per 5,000, without decoding their JSON columns.
+    """The stored nodes ``pks`` (in that order), one query per chunk, without decoding their JSON columns.
 
     ``QueryBuilder`` decodes the attributes, extras and repository metadata of every node it loads; the engine
     only needs pks, UUIDs and types of process inputs, and the JSON columns load on access as usual.
@@ -403,8 +417,8 @@ def load_nodes(
     model = _node_model()
     if model is None:  # not an SQLAlchemy storage: the generic (slower) path
         found: dict[int, orm.Node] = {}
-        for start in range(0, len(pks), 5000):
-            query = orm.QueryBuilder().append(node_class, filters={'id': {'in': pks[start : start + 5000]}})
+        for chunk in chunks(pks):
+            query = orm.QueryBuilder().append(node_class, filters={'id': {'in': chunk}})
             found.update({node.pk: node for node in query.all(flat=True)})
     else:
         from aiida.manage import get_manager
@@ -413,8 +427,8 @@ def load_nodes(
         storage = get_manager().get_profile_storage()
         session = _session()
         found = {}
-        for start in range(0, len(pks), 5000):
-            for row in session.execute(_select_without_json(model, pks[start : start + 5000])).scalars():
+        for chunk in chunks(pks):
+            for row in session.execute(_select_without_json(model, chunk)).scalars():
                 found[row.id] = get_orm_entity(storage.get_backend_entity(row))  # type: ignore[attr-defined]
     if missing == 'skip':
         return [found[pk] for pk in pks if isinstance(found.get(pk), node_class)]
@@ -427,12 +441,31 @@ def load_nodes(
     return [found[pk] for pk in pks]
 
 
+def load_structures(pks: Sequence[int], *, missing: str = 'raise') -> list[orm.StructureData]:
+    """The ``StructureData`` of ``pks`` with their attributes, in the order of ``pks`` (one query per chunk).
+
+    :param missing: ``'raise'`` (``ValueError`` naming pks that are not stored ``StructureData``) or ``'skip'``
+        (leave them out, e.g. structures deleted since a WorkChain started).
+    """
+    if missing not in ('raise', 'skip'):
+        raise ValueError(f"missing must be 'raise' or 'skip', got {missing!r}")
+    found: dict[int, orm.StructureData] = {}
+    for chunk in chunks(pks):
+        query = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}})
+        found.update({node.pk: node for node in query.all(flat=True)})
+    unknown = [pk for pk in pks if pk not in found]
+    if missing == 'skip':
+        return [found[pk] for pk in pks if pk in found]
+    if unknown:
+        raise ValueError(f'no stored StructureData with pk {unknown[:5]}' + (' ...' if len(unknown) > 5 else ''))
+    return [found[pk] for pk in pks]
+
+
 def structure_rows(pks: list[int]) -> dict[int, tuple[str, dict[str, Any]]]:
-    """``{pk: (uuid, attributes)}`` of stored nodes, one query per 5,000 (no ORM objects, no conversion)."""
+    """``{pk: (uuid, attributes)}`` of stored nodes, one query per chunk (no ORM objects, no conversion)."""
     rows: dict[int, tuple[str, dict[str, Any]]] = {}
     model = _node_model()
-    for start in range(0, len(pks), 5000):
-        chunk = pks[start : start + 5000]
+    for chunk in chunks(pks):
         if model is None:
             query = orm.QueryBuilder().append(
                 orm.Node, filters={'id': {'in': chunk}}, project=['id', 'uuid', 'attributes']

@@ -53,9 +53,9 @@ def check_options(options: dict[str, Any] | None) -> dict[str, Any]:
     size = merged['batch_size']
     if isinstance(size, bool) or not isinstance(size, int) or size <= 0:
         raise ValueError(f'batch_size must be a positive integer, got {size!r}')
-    device = merged['device']
-    if not isinstance(device, str) or not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    from ..core.device import check_device
+
+    check_device(merged['device'])
     return merged
 
 
@@ -81,28 +81,9 @@ def patterns_match_model(patterns: XrdPatternsData, model: ModelData) -> None:
     settings = model.base.attributes.get('inputs', {}).get('xrd')
     if settings is None:
         raise ValueError(f'{model.name} does not read XRD patterns')
-    from ..core.models.inputs import XrdInput
-    from ..core.xrd.wavelengths import resolve_wavelength
+    from ..core.models.inputs import model_xrd_settings
 
-    expected = XrdInput.from_dict(settings).as_dict()  # defaults filled in
-
-    differences = []
-    wavelength = resolve_wavelength(expected['wavelength'])
-    stored = patterns.base.attributes.get('wavelength_angstrom')
-    if stored is None or abs(float(stored) - wavelength) > 1e-6:
-        differences.append(f'wavelength {stored} Å vs {wavelength:.5f} Å')
-    for key in ('two_theta_range', 'step', 'shape', 'fwhm', 'eta'):
-        mine, theirs = expected.get(key), patterns.base.attributes.get(key)
-        if key == 'two_theta_range':
-            same = theirs is not None and np.allclose(np.asarray(mine, float), np.asarray(theirs, float))
-        elif isinstance(mine, (int, float)):
-            same = theirs is not None and abs(float(mine) - float(theirs)) < 1e-9
-        else:
-            same = mine == theirs
-        if not same:
-            differences.append(f'{key} {theirs!r} vs {mine!r}')
-    if patterns.base.attributes.get('doublet'):
-        differences.append('K-alpha doublet rendered vs single line')
+    differences = model_xrd_settings(settings).differences(patterns.xrd_settings)
     if differences:
         raise ValueError(
             f'the stored patterns (XrdPatternsData<{patterns.pk}>) were not simulated with the settings of '
@@ -187,7 +168,7 @@ def _prepare(
     node = load_model_node(model)
     embedding_params(node, modality)  # checks the modality before anything is stored
     if options['device'].startswith('cuda'):
-        from ..core.xrd.batched import resolve_device
+        from ..core.device import resolve_device
 
         resolve_device(options['device'])  # no GPU -> clear error before anything runs
     # the modality is always explicit, so the default and the same modality named share the cache

@@ -27,10 +27,11 @@ from aiida.common.datastructures import CalcInfo, CodeInfo
 from aiida.common.folders import Folder
 from aiida.engine import CalcJob
 
+from ..core.device import check_device
 from ..data.features import FeaturesData
 from ..data.model import CARD, WEIGHTS, ModelData
 from ..data.xrd import XrdPatternsData
-from .batch import detach_from_session, link_inputs_in_bulk, reattach_to_session, structure_rows
+from .batch import detach_from_session, link_inputs_in_bulk, load_structures, reattach_to_session, structure_rows
 
 __all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code', 'validate_task')
 
@@ -77,10 +78,8 @@ def validate_task(task: str, inputs: dict[str, Any]) -> str | None:
     if task not in WORKER_TASKS:
         return f'task must be one of {WORKER_TASKS}, got {task!r}'
     params = inputs['parameters'].get_dict() if 'parameters' in inputs else {}
-    device = inputs['device'].value if 'device' in inputs else 'auto'
-    if not (device in ('cpu', 'cuda', 'auto') or device.startswith('cuda:')):
-        return f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}"
     try:
+        check_device(inputs['device'].value if 'device' in inputs else 'auto')
         if task == 'embed':
             if 'model' not in inputs:
                 return "task 'embed' needs a `model` input (a matembed.model node)"
@@ -97,9 +96,9 @@ def validate_task(task: str, inputs: dict[str, Any]) -> str | None:
 
             load_representation_class(inputs['representation'].value).from_params(params)
         else:
-            from .xrd import _settings
+            from ..core.xrd.settings import XrdSettings
 
-            _settings(params)
+            XrdSettings.from_dict(params)
     except (ValueError, TypeError) as exception:
         return str(exception)
     return None
@@ -229,10 +228,7 @@ class WorkerCalculation(CalcJob):
         if packed is not None:
             keys = _unpack(packed)
             pks = list(keys.values())
-            node_of: dict[int, orm.StructureData] = {}
-            for start in range(0, len(pks), 5000):
-                query = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': pks[start : start + 5000]}})
-                node_of.update({node.pk: node for node in query.all(flat=True)})
+            node_of = dict(zip(pks, load_structures(pks), strict=True))
             inputs['structures'] = {key: node_of[pk] for key, pk in keys.items()}
         return inputs
 
@@ -273,9 +269,9 @@ class WorkerCalculation(CalcJob):
             task['representation'] = self.inputs.representation.value
             task['parameters'] = params
         else:
-            from .xrd import _settings
+            from ..core.xrd.settings import XrdSettings
 
-            task['parameters'] = _settings(params)
+            task['parameters'] = XrdSettings.from_dict(params).stored_attributes()
         with folder.open(self._TASK, 'w') as handle:
             json.dump(task, handle, indent=1)
 

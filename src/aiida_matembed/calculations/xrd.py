@@ -9,8 +9,8 @@ import numpy as np
 from aiida import orm
 from aiida.engine import calcfunction
 
-from ..core.xrd import Peaks, XrdSimulator
-from ..core.xrd.peaks import patterns_from_settings
+from ..core.xrd import Peaks
+from ..core.xrd.settings import XrdSettings
 from ..data.xrd import XrdPatternsData
 from .batch import (
     convert_structures,
@@ -21,63 +21,30 @@ from .batch import (
     structures_namespace,
 )
 
-__all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_DEFAULTS', 'XRD_LABELS_VERSION', 'simulate_xrd', 'simulate_xrd_structures')
+__all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_LABELS_VERSION', 'simulate_xrd', 'simulate_xrd_structures')
 
 SIMULATE_XRD_IDENTIFIER = 'aiida.calculations:matembed.simulate_xrd'
 """Caching identifier of :func:`simulate_xrd` (for ``verdi config set caching.enabled_for``)."""
-
-XRD_DEFAULTS: dict[str, Any] = {
-    'wavelength': 'CuKa',
-    'two_theta_range': [10.0, 110.0],
-    'step': 0.02,
-    'shape': 'pseudo-voigt',
-    'fwhm': 0.1,
-    'eta': 0.5,
-    'doublet': False,
-    'hkl_setting': 'conventional',
-}
-"""Settings of :func:`simulate_xrd` when not given (Cu K-alpha, 10-110° in 0.02° steps, Suzuki et al. 2022; peaks
-labelled with the Miller indices of the conventional standard cell)."""
 
 XRD_LABELS_VERSION = 2
 """Version of the peak labels (2: conventional standard setting), recorded on each process so it enters the cache
 key: patterns stored before with other labels are not reused."""
 
 
-def _settings(parameters: dict[str, Any] | None) -> dict[str, Any]:
-    settings = {**XRD_DEFAULTS, **(parameters or {})}
-    unknown = sorted(set(settings) - set(XRD_DEFAULTS))
-    if unknown:
-        raise ValueError(f'unknown XRD option(s) {unknown}; valid options: {sorted(XRD_DEFAULTS)}')
-    simulator = XrdSimulator(
-        settings['wavelength'],
-        tuple(settings['two_theta_range']),
-        doublet=bool(settings['doublet']),
-        hkl_setting=settings['hkl_setting'],
-    )
-    # checks the profile options (grid, shape, width, eta) on an empty batch, before anything is stored
-    simulator.profiles_many(
-        [], step=settings['step'], shape=settings['shape'], fwhm=settings['fwhm'], eta=settings['eta']
-    )
-    settings['wavelength_angstrom'] = simulator.wavelength
-    settings['two_theta_range'] = list(simulator.two_theta_range)
-    return settings
-
-
 @calcfunction
 def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str, orm.Data]:
     """Simulate peaks and gridded profiles of the structures in the ``structures`` namespace.
 
-    :param parameters: ``wavelength`` (anode or Å), ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta``,
-        ``doublet`` (K-alpha1/K-alpha2 in the profiles; peaks at K-alpha1), ``hkl_setting`` (``conventional``:
-        Miller indices of the conventional standard cell; ``input``: of the cell as stored).
+    :param parameters: the fields of :class:`~aiida_matembed.core.xrd.settings.XrdSettings` to change from
+        :data:`~aiida_matembed.core.xrd.settings.DEFAULT_XRD` (``wavelength``, ``two_theta_range``, ``step``,
+        ``shape``, ``fwhm``, ``eta``, ``doublet``, ``hkl_setting``).
     :returns: ``patterns`` (one :class:`XrdPatternsData`) and, if any row failed, ``failures`` (a ``List``).
     """
     nodes = structures_namespace(kwargs)
-    settings = _settings(parameters.get_dict() if parameters is not None else None)
+    settings = XrdSettings.from_dict(parameters.get_dict() if parameters is not None else None)
     converted, converted_rows, failures = convert_structures(nodes)
     all_peaks = [Peaks.failed('not converted') for _ in nodes]
-    peaks, grid, good_profiles = patterns_from_settings(converted, settings)
+    peaks, grid, good_profiles = settings.patterns(converted)
     profiles = np.full((len(nodes), len(grid)), np.nan, dtype=np.float32)
     for row, result, profile in zip(converted_rows, peaks, good_profiles, strict=True):
         all_peaks[row] = result
@@ -88,7 +55,12 @@ def simulate_xrd(parameters: orm.Dict | None = None, **kwargs: Any) -> dict[str,
     failures.sort(key=lambda f: f['index'])
     outputs: dict[str, orm.Data] = {
         'patterns': XrdPatternsData(
-            grid, profiles, all_peaks, settings=settings, rows=[n.uuid for n in nodes], failures=failures
+            grid,
+            profiles,
+            all_peaks,
+            settings=settings.stored_attributes(),
+            rows=[n.uuid for n in nodes],
+            failures=failures,
         )
     }
     if failures:
@@ -114,7 +86,7 @@ def simulate_xrd_structures(
 
     :raises ValueError: for bad settings, before anything is stored.
     """
-    _settings(parameters)
+    XrdSettings.from_dict(parameters)  # validates
     nodes = store_structures(structures)
     inputs: dict[str, Any] = {'structures': nodes, 'parameters': orm.Dict(parameters or {}).store()}
     outputs, process = run_maybe_cached(simulate_xrd, SIMULATE_XRD_IDENTIFIER, use_cache, **inputs)

@@ -12,76 +12,12 @@ from aiida.cmdline.groups.verdi import VerdiCommandGroup
 from aiida.cmdline.params import arguments, options, types
 from aiida.cmdline.utils import decorators, echo
 
+from ..calculations.batch import load_structures
+from ..core.xrd.profiles import PROFILE_SHAPES
+from ..core.xrd.settings import DEFAULT_XRD, XrdSettings
+from .params import check_selection, formula_of, group_structure_pks, parse_params, selected_pks, wavelength_value
+
 __all__ = ('cmd_matembed',)
-
-
-def _parse_params(values: tuple[str, ...]) -> dict[str, Any]:
-    """Parse ``key=value`` pairs; values are read as JSON when possible (numbers, lists, booleans)."""
-    params: dict[str, Any] = {}
-    for item in values:
-        if '=' not in item:
-            raise click.BadParameter(f'expected key=value, got {item!r}', param_hint='--param')
-        key, _, raw = item.partition('=')
-        try:
-            params[key.strip()] = json.loads(raw)
-        except json.JSONDecodeError:
-            params[key.strip()] = raw
-    return params
-
-
-def _check_selection(structures: tuple[Any, ...], group: Any) -> None:
-    """Refuse (``echo_critical``) giving both or neither of pks and ``--group``, and pks of other nodes.
-
-    Pks may name structures or finished DFT processes (which stand for their output structure).
-    """
-    from aiida import orm
-
-    if bool(structures) == (group is not None):
-        echo.echo_critical('give either structure pks or --group, not both / neither')
-    bad = [n.pk for n in structures if not isinstance(n, orm.StructureData | orm.ProcessNode)]
-    if bad:
-        echo.echo_critical(f'not StructureData or DFT processes: {bad}')
-
-
-def _selected_pks(structures: tuple[Any, ...]) -> list[int]:
-    """Structure pks of the given nodes: structures as they are, DFT processes by their output structure."""
-    from ..dft.processes import group_members
-
-    members = group_members(pks=[n.pk for n in structures])
-    for pk, reason in members.skipped:
-        echo.echo_warning(f'{pk} left out: {reason}')
-    return members.structure_pks
-
-
-def _load_structures(pks: list[int]) -> list[Any]:
-    """Load the ``StructureData`` of ``pks`` with one query per 5,000, in the order of ``pks``."""
-    from aiida import orm
-
-    nodes = []
-    for start in range(0, len(pks), 5000):  # bounded IN clauses
-        chunk = pks[start : start + 5000]
-        nodes.extend(orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': chunk}}).all(flat=True))
-    position = {pk: i for i, pk in enumerate(pks)}
-    nodes.sort(key=lambda n: position[n.pk])
-    return nodes
-
-
-def _group_structure_pks(group: Any) -> list[int]:
-    """Pks of the structures of ``group`` (finished DFT processes give their output structure), increasing."""
-    from ..dft.processes import group_members
-
-    return group_members(group).structure_pks
-
-
-def _formula(node: Any) -> str:
-    """Reduced formula of a ``StructureData`` (``NaCl``), or its Hill formula if that cannot be reduced."""
-    from pymatgen.core import Composition
-
-    formula = node.get_formula(mode='hill')
-    try:
-        return Composition(formula).reduced_formula
-    except Exception:
-        return formula
 
 
 @click.group('matembed', cls=VerdiCommandGroup)
@@ -143,14 +79,14 @@ def cmd_featurize(
     from ..core.representations import load_representation_class
     from ..workflows.featurize_group import FeaturizeGroupWorkChain, pending_structure_pks, resolve_params
 
-    parameters = _parse_params(params)
+    parameters = parse_params(params)
     try:
         rep = load_representation_class(representation).from_params(parameters)
     except (ValueError, TypeError) as exception:
         echo.echo_critical(str(exception))
     if store_graphs and rep.output_kind != 'graph':
         echo.echo_critical(f'--store-graphs is only possible for a graph representation, not {representation}')
-    _check_selection(structures, group)
+    check_selection(structures, group)
     if group is not None and submit:
         from .services import check_submit_services
 
@@ -171,13 +107,13 @@ def cmd_featurize(
         pks = pending_structure_pks(group, representation, parameters, skip_existing=not force)
         echo.echo_report(f'{len(pks)} structure(s) of group {group.label!r} need {representation}')
     else:
-        pks = _selected_pks(structures)
+        pks = selected_pks(structures)
         parameters = resolve_params(representation, parameters, pks=pks)
     results = []
     with click.progressbar(length=len(pks), label='featurising', show_pos=True) as bar:
         for start in range(0, len(pks), batch_size):
             chunk = pks[start : start + batch_size]
-            nodes = _load_structures(chunk)
+            nodes = load_structures(chunk)
             features, process = featurize_structures(nodes, representation, parameters, store_graphs=store_graphs)
             results.append((features, process))
             bar.update(len(chunk))
@@ -195,43 +131,45 @@ def cmd_featurize(
             echo.echo_warning(f'  StructureData<{failure["pk"]}>: {failure["message"]}')
 
 
-def _wavelength(value: str) -> str | float:
-    """``--wavelength``: a number is a wavelength in Å, anything else an anode name."""
-    try:
-        return float(value)
-    except ValueError:
-        return value
-
-
 @cmd_matembed.command('xrd')
 @arguments.NODES('structures', required=False)
 @options.GROUP(help='Simulate every StructureData of this Group.')
 @click.option(
     '-w',
     '--wavelength',
-    default='CuKa',
+    default=DEFAULT_XRD.wavelength,
     show_default=True,
     help='Anode line (CuKa, CuKa1, MoKa, CrKa, FeKa, CoKa, AgKa, ...) or a wavelength in Å.',
 )
-@click.option('--two-theta-min', type=float, default=10.0, show_default=True, help='Lowest 2θ (degrees).')
-@click.option('--two-theta-max', type=float, default=110.0, show_default=True, help='Highest 2θ (degrees).')
 @click.option(
-    '--step', type=click.FloatRange(min=0, min_open=True), default=0.02, show_default=True, help='2θ step (degrees).'
+    '--two-theta-min',
+    type=float,
+    default=DEFAULT_XRD.two_theta_range[0],
+    show_default=True,
+    help='Lowest 2θ (degrees).',
 )
 @click.option(
+    '--two-theta-max',
+    type=float,
+    default=DEFAULT_XRD.two_theta_range[1],
+    show_default=True,
+    help='Highest 2θ (degrees).',
+)
+@click.option('--step', type=float, default=DEFAULT_XRD.step, show_default=True, help='2θ step (degrees).')
+@click.option(
     '--shape',
-    type=click.Choice(['gaussian', 'lorentzian', 'pseudo-voigt']),
-    default='pseudo-voigt',
+    type=click.Choice(list(PROFILE_SHAPES)),
+    default=DEFAULT_XRD.shape,
     show_default=True,
     help='Peak shape of the profiles.',
 )
+@click.option('--fwhm', type=float, default=DEFAULT_XRD.fwhm, show_default=True, help='Peak FWHM (degrees).')
 @click.option(
-    '--fwhm', type=click.FloatRange(min=0, min_open=True), default=0.1, show_default=True, help='Peak FWHM (degrees).'
+    '--eta', type=float, default=DEFAULT_XRD.eta, show_default=True, help='Lorentzian fraction (pseudo-Voigt).'
 )
 @click.option(
-    '--eta', type=click.FloatRange(0, 1), default=0.5, show_default=True, help='Lorentzian fraction (pseudo-Voigt).'
+    '--doublet/--no-doublet', default=DEFAULT_XRD.doublet, show_default=True, help='Render K-alpha1/K-alpha2 doublets.'
 )
-@click.option('--doublet/--no-doublet', default=False, show_default=True, help='Render K-alpha1/K-alpha2 doublets.')
 @click.option(
     '--plot',
     'plot_path',
@@ -266,12 +204,11 @@ def cmd_xrd(
     Structures that fail are reported and stored as NaN rows; the others are kept.
     """
     from ..calculations.xrd import simulate_xrd_structures
-    from ..core.xrd import XrdSimulator, write_xy
-    from ..core.xrd.profiles import two_theta_grid
+    from ..core.xrd import write_xy
 
-    _check_selection(structures, group)
+    check_selection(structures, group)
     parameters: dict[str, Any] = {
-        'wavelength': _wavelength(wavelength),
+        'wavelength': wavelength_value(wavelength),
         'two_theta_range': [two_theta_min, two_theta_max],
         'step': step,
         'shape': shape,
@@ -279,20 +216,19 @@ def cmd_xrd(
         'eta': eta,
         'doublet': doublet,
     }
-    try:  # the grid is checked here too, so that nothing is stored for settings that cannot work
-        simulator = XrdSimulator(parameters['wavelength'], (two_theta_min, two_theta_max), doublet=doublet)
-        two_theta_grid(simulator.two_theta_range, step)
+    try:  # checked before anything is loaded or stored
+        XrdSettings.from_dict(parameters)
     except ValueError as exception:
         echo.echo_critical(f'invalid XRD settings: {exception}')
     if group is not None:
-        pks = _group_structure_pks(group)
+        pks = group_structure_pks(group)
         if not pks:
             echo.echo_critical(f'group {group.label!r} has no StructureData')
     else:
-        pks = _selected_pks(structures)
+        pks = selected_pks(structures)
     if row is not None and row >= len(pks):
         echo.echo_critical(f'--row {row} is out of range: {len(pks)} structure(s) selected')
-    nodes = _load_structures(pks)
+    nodes = load_structures(pks)
     echo.echo_report(f'simulating the XRD patterns of {len(nodes)} structure(s)')
     try:
         patterns, process = simulate_xrd_structures(nodes, parameters)
@@ -322,7 +258,7 @@ def cmd_xrd(
         settings = json.dumps(attributes.get('settings'))
         for index in good_rows:
             node = nodes[index]
-            formula = _formula(node)
+            formula = formula_of(node)
             stem = ''.join(c for c in formula if c.isalnum() or c in '._-') or str(node.pk)
             header = (
                 f'{formula} StructureData<{node.pk}> {node.uuid}\n'
@@ -349,7 +285,7 @@ def cmd_xrd(
         value = attributes.get('wavelength')
         angstrom = attributes.get('wavelength_angstrom')
         label = f'{value} ({angstrom:g} Å)' if isinstance(value, str) else f'λ = {angstrom:g} Å'
-        title = f'{_formula(nodes[row])}, {label}'
+        title = f'{formula_of(nodes[row])}, {label}'
         plot_pattern(patterns.grid, patterns.profiles[row], patterns.peaks(row), title=title, path=plot_path)
         echo.echo_success(f'plotted row {row} (StructureData<{nodes[row].pk}>) to {plot_path}')
 

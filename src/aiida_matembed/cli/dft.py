@@ -10,7 +10,8 @@ import click
 from aiida.cmdline.params import options
 from aiida.cmdline.utils import decorators, echo
 
-from . import _parse_params, cmd_matembed
+from . import cmd_matembed
+from .params import parse_params
 
 __all__ = ('cmd_dft', 'cmd_predict', 'cmd_screen', 'cmd_train_property')
 
@@ -111,7 +112,7 @@ def cmd_train_property(
 
     source = _source_options(representation, model, input_kind == 'xrd')
     if params and 'representation' in source:
-        source['params'] = _parse_params(params)
+        source['params'] = parse_params(params)
     try:
         result = train_property_model(
             group, target, name=name, folds=folds, structure_link=structure_link, parity_plot=plot, **source
@@ -164,7 +165,7 @@ def cmd_predict(group: Any, model: str, structure_link: str, as_json: bool) -> N
     values = result.by_pk()
     labels = result.predictions.labels
     formula = {
-        pk: node.get_formula()
+        pk: node.getformula_of()
         for pk, node in orm.QueryBuilder()
         .append(orm.StructureData, filters={'id': {'in': list(values)}}, project=['id', '*'])
         .all()
@@ -264,7 +265,7 @@ def cmd_screen(
     if model is not None:
         overrides['model'] = model
     if params:
-        overrides['parameters'] = _parse_params(params)
+        overrides['parameters'] = parse_params(params)
     if dft_overrides:
         try:
             overrides['dft_overrides'] = json.loads(dft_overrides)

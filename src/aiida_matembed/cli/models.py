@@ -10,7 +10,9 @@ import click
 from aiida.cmdline.params import arguments, options
 from aiida.cmdline.utils import decorators, echo
 
-from . import _check_selection, _load_structures, _selected_pks, cmd_matembed
+from ..calculations.batch import load_structures
+from . import cmd_matembed
+from .params import check_selection, selected_pks
 
 __all__ = ('cmd_embed', 'cmd_models')
 
@@ -158,7 +160,7 @@ def cmd_embed(
 
     if batch_size <= 0:
         echo.echo_critical(f'--batch-size must be a positive integer, got {batch_size}')
-    _check_selection(structures, group)
+    check_selection(structures, group)
     if computer and code_label:
         echo.echo_critical('give --computer or --code, not both')
     if submit and group is None:
@@ -166,7 +168,7 @@ def cmd_embed(
     try:
         check_options({'device': device})
         if device.startswith('cuda') and computer is None and code_label is None:
-            from ..core.xrd.batched import resolve_device
+            from ..core.device import resolve_device
 
             resolve_device(device)  # in-process: no GPU here -> clear error now
         node = load_model_node(int(model) if model.isdigit() else (Path(model) if '/' in model else model))
@@ -185,7 +187,7 @@ def cmd_embed(
 
         pks = group_structure_pks(group)
     else:
-        pks = _selected_pks(structures)
+        pks = selected_pks(structures)
     if not force:  # structures the model already embedded, or failed on (it would fail again), are skipped
         done = embedded_structure_pks(node, modality=modality, among=pks, include_failed=True)
         pks = [pk for pk in pks if pk not in done]
@@ -193,7 +195,7 @@ def cmd_embed(
     results = []
     with click.progressbar(length=len(pks), label='embedding', show_pos=True) as bar:
         for start in range(0, len(pks), batch_size):
-            chunk = _load_structures(pks[start : start + batch_size])
+            chunk = load_structures(pks[start : start + batch_size])
             try:
                 if code is None:
                     features, process = embed_structures(chunk, node, modality=modality, device=device)

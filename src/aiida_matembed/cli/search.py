@@ -10,7 +10,8 @@ import click
 from aiida.cmdline.params import options
 from aiida.cmdline.utils import decorators, echo
 
-from . import _parse_params, _wavelength, cmd_matembed
+from . import cmd_matembed
+from .params import parse_params, wavelength_value
 
 __all__ = ('cmd_identify', 'cmd_map', 'cmd_search')
 
@@ -24,8 +25,8 @@ def _source(representation: str | None, model: str | None, params: tuple[str, ..
         if representation is not None:
             from ..core.representations import load_representation_class
 
-            load_representation_class(representation).from_params(_parse_params(params))
-            return VectorSource(representation=representation, params=_parse_params(params))
+            load_representation_class(representation).from_params(parse_params(params))
+            return VectorSource(representation=representation, params=parse_params(params))
         return VectorSource(model=int(model) if model.isdigit() else model, modality=modality)  # type: ignore[union-attr, arg-type]
     except Exception as exception:
         echo.echo_critical(str(exception))
@@ -187,11 +188,11 @@ def cmd_identify(
 
     try:
         measured = read_pattern(pattern)
-        _check_file_wavelength(pattern, _wavelength(wavelength))
+        _check_file_wavelength(pattern, wavelength_value(wavelength))
         result, summary, stored = identify_in_group(
             measured,
             group,
-            wavelength=_wavelength(wavelength),
+            wavelength=wavelength_value(wavelength),
             top=top,
             max_phases=max_phases,
             max_strain=max_strain,

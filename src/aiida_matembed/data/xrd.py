@@ -11,6 +11,7 @@ import numpy as np
 from aiida import orm
 
 from ..core.xrd import Peaks
+from ..core.xrd.settings import XrdSettings
 
 __all__ = ('XrdPatternsData',)
 
@@ -105,6 +106,11 @@ class XrdPatternsData(orm.ArrayData):
     def failures(self) -> list[dict[str, Any]]:
         """Failed rows: ``index``, ``uuid``, ``error_type``, ``message``."""
         return list(self._meta()['failures'])
+
+    @property
+    def xrd_settings(self) -> XrdSettings:
+        """The :class:`~aiida_matembed.core.xrd.settings.XrdSettings` the patterns were simulated with."""
+        return XrdSettings.from_dict(self.base.attributes.get('settings'))
 
     @property
     def grid(self) -> np.ndarray:

@@ -30,6 +30,8 @@ from typing import Any
 import numpy as np
 from aiida import orm
 
+from ..calculations.batch import chunks
+
 __all__ = (
     'DFT_COLUMNS',
     'DFT_UNITS',
@@ -57,8 +59,6 @@ DFT_UNITS = {
 
 HARTREE_TO_EV = 27.211386245988
 """CODATA 2018."""
-
-_CHUNK = 5000  # bounded IN clauses
 
 
 @dataclass
@@ -142,10 +142,8 @@ def group_members(
     else:
         structures, processes, others = set(), [], []
         ids = sorted(set(pks or []))
-        for start in range(0, len(ids), _CHUNK):
-            for node in (
-                orm.QueryBuilder().append(orm.Node, filters={'id': {'in': ids[start : start + _CHUNK]}}).all(flat=True)
-            ):
+        for chunk in chunks(ids):
+            for node in orm.QueryBuilder().append(orm.Node, filters={'id': {'in': chunk}}).all(flat=True):
                 if isinstance(node, orm.StructureData):
                     structures.add(node.pk)
                 elif isinstance(node, orm.ProcessNode):

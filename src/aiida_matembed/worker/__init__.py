@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from ..core.device import NoGpuError, resolve_device
 from .io import read_structures, write_output
 
 __all__ = ('EXIT_CODES', 'BadInputError', 'NoGpuError', 'main', 'run_task')
@@ -42,27 +43,13 @@ class BadInputError(ValueError):
     """The task file, the structures or the model cannot be used."""
 
 
-class NoGpuError(RuntimeError):
-    """``device='cuda'`` was required but torch sees no GPU here."""
-
-
-def _device(requested: str) -> str:
-    import torch
-
-    if requested == 'auto':
-        return 'cuda' if torch.cuda.is_available() else 'cpu'
-    if requested.startswith('cuda'):
-        if not torch.cuda.is_available():
-            raise NoGpuError(
-                f'device {requested!r} required but torch {torch.__version__} sees no GPU on {platform.node()}'
-            )
-        index = requested.partition(':')[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
-            raise NoGpuError(f'device {requested!r}: {platform.node()} has {torch.cuda.device_count()} GPU(s)')
-        return requested
-    if requested != 'cpu':
-        raise BadInputError(f"device must be 'cpu', 'cuda' or 'auto', got {requested!r}")
-    return 'cpu'
+def _device(requested: Any) -> str:
+    try:
+        return str(resolve_device(requested))
+    except NoGpuError:
+        raise
+    except ValueError as exception:
+        raise BadInputError(str(exception)) from None
 
 
 def _is_out_of_memory(exception: BaseException) -> bool:
@@ -129,12 +116,12 @@ def _featurize(task: dict[str, Any], structures: list[Any]) -> dict[str, Any]:
 
 
 def _xrd(task: dict[str, Any], structures: list[Any], device: str) -> dict[str, Any]:
-    from ..core.xrd.peaks import patterns_from_settings
+    from ..core.xrd.settings import XrdSettings
 
-    settings = dict(task.get('parameters') or {})
     try:
-        peaks, grid, profiles = patterns_from_settings(structures, settings, device=device)
-    except (KeyError, ValueError) as exception:
+        settings = XrdSettings.from_dict(task.get('parameters'))
+        peaks, grid, profiles = settings.patterns(structures, device=device)
+    except (TypeError, ValueError) as exception:
         raise BadInputError(f'xrd settings: {exception}') from None
     failures = []
     for row, result in enumerate(peaks):
@@ -158,7 +145,7 @@ def _xrd(task: dict[str, Any], structures: list[Any], device: str) -> dict[str, 
         'peak_ptr': np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         'hkls': np.asarray(json.dumps(hkls)),
     }
-    meta = {'settings': settings, 'hkl_settings': [p.hkl_setting for p in peaks]}
+    meta = {'settings': settings.stored_attributes(), 'hkl_settings': [p.hkl_setting for p in peaks]}
     return {'arrays': arrays, 'failures': failures, 'meta': meta}
 
 
@@ -171,7 +158,7 @@ def run_task(task: dict[str, Any], folder: Path) -> dict[str, Any]:
     kind = task.get('task')
     if kind not in ('embed', 'featurize', 'xrd'):
         raise BadInputError(f"task must be 'embed', 'featurize' or 'xrd', got {kind!r}")
-    device = _device(str(task.get('device', 'auto')))
+    device = _device(task.get('device', 'auto'))
     threads = task.get('threads')
     if threads:
         torch.set_num_threads(int(threads))

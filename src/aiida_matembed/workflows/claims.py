@@ -38,6 +38,8 @@ from typing import Any
 from aiida import orm
 from aiida.engine import ProcessState
 
+from ..calculations.batch import chunks
+
 __all__ = (
     'Claim',
     'ClaimGroup',
@@ -158,13 +160,11 @@ def _mutex(key: str) -> Iterator[None]:
 def _overlapping(key: str, pks: list[int]) -> dict[int, tuple[dict[str, Any], list[int]]]:
     """Claims of ``key`` holding any of ``pks``: ``{claim pk: (holder, those of pks it holds)}`` (one query)."""
     found: dict[int, tuple[dict[str, Any], list[int]]] = {}
-    for start in range(0, len(pks), 5000):
+    for chunk in chunks(pks):
         query = orm.QueryBuilder().append(
             ClaimGroup, filters={'label': {'like': f'{key}/%'}}, project=['id', 'extras'], tag='claim'
         )
-        query.append(
-            orm.StructureData, with_group='claim', filters={'id': {'in': pks[start : start + 5000]}}, project='id'
-        )
+        query.append(orm.StructureData, with_group='claim', filters={'id': {'in': chunk}}, project='id')
         for group_pk, extras, pk in query.all():
             found.setdefault(group_pk, ((extras or {}).get('holder', {}), []))[1].append(pk)
     return found

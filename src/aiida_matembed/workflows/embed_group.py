@@ -17,7 +17,7 @@ from typing import Any
 from aiida import orm
 from aiida.engine import ExitCode, ToContext, WorkChain, append_, while_
 
-from ..calculations.batch import load_nodes, row_key
+from ..calculations.batch import load_nodes, load_structures, row_key
 from ..data.model import ModelData
 from .claims import Claim, claim_batch, claim_key, note_claim, release_claim, wait_for_claims
 from .featurize_group import _load_group, _validate_group, pending_structure_pks, resolve_params
@@ -270,9 +270,9 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
             cls = load_representation_class(self.inputs.representation.value)
             return claim_key(task, cls.name, cls.version, cls.from_params(params).get_params())
         if task == 'xrd':
-            from ..calculations.xrd import _settings
+            from ..core.xrd.settings import XrdSettings
 
-            return claim_key(task, 'matembed.simulate_xrd', None, _settings(params))
+            return claim_key(task, 'matembed.simulate_xrd', None, XrdSettings.from_dict(params).stored_attributes())
         from ..calculations.embed import embedding_params
 
         settings = embedding_params(self.inputs.model, params.get('modality'))
@@ -321,11 +321,7 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
 
     def _nodes(self, batch: list[int]) -> list[orm.StructureData]:
         """The batch's structures with their attributes (the in-process path converts every one of them)."""
-        nodes: list[orm.StructureData] = []
-        for start in range(0, len(batch), 5000):  # bounded IN clauses, sorted by pk in the database
-            query = orm.QueryBuilder().append(orm.StructureData, filters={'id': {'in': batch[start : start + 5000]}})
-            nodes += query.order_by({orm.StructureData: {'id': 'asc'}}).all(flat=True)
-        return sorted(nodes, key=_identity_key) if len(batch) > 5000 else nodes
+        return sorted(load_structures(batch, missing='skip'), key=_identity_key)
 
     def _existing_nodes(self, batch: list[int]) -> list[orm.Node]:
         """The batch's structures for a worker job, without those deleted since the set-up (reported).

@@ -93,7 +93,7 @@ def test_inference_convolutions_equal_torch_geometric_cgconv(examples, max_neigh
     torch.testing.assert_close(fast, reference, rtol=1e-5, atol=1e-5)
 
 
-GRID = {'start': 10.0, 'step': 0.05, 'wavelength': 1.54184}  # CuKa as XrdInput simulates it
+GRID = {'start': 10.0, 'step': 0.05, 'wavelength': 1.54184}  # CuKa as XrdSettings simulates it
 
 
 def test_log_q_windows_cover_the_grid_in_order():
@@ -113,13 +113,13 @@ def test_log_q_axis_turns_a_lattice_scaling_into_a_shift():
     """Bragg's law: scaling a cubic lattice by s moves every peak by -ln(s) in ln Q, whatever its hkl."""
     from pymatgen.core import Lattice, Structure
 
-    from aiida_matembed.core.models import XrdInput
+    from aiida_matembed.core.xrd import XrdSettings
 
-    xrd = XrdInput(step=0.05, fwhm=0.1)
+    xrd = XrdSettings(step=0.05, fwhm=0.1)
     scale = 1.06
     cells = [Structure(Lattice.cubic(a), ['Cu'] * 4, [[0, 0, 0], [0.5, 0.5, 0], [0.5, 0, 0.5], [0, 0.5, 0.5]])
              for a in (3.61, 3.61 * scale)]  # fmt: skip
-    patterns = torch.as_tensor(xrd.profiles(cells)[0])
+    patterns = torch.as_tensor(xrd.profiles(cells))
     points = 4096
     index, mask = log_q_windows(xrd.n_points, out_points=points, **GRID)
     resampled = torch.where(mask, patterns[:, index], -1.0).amax(2).numpy()

@@ -99,7 +99,7 @@ def test_symmetry_classifier_trains_and_predicts(tmp_path, small_set, examples):
     top = prediction.space_group_topk[0]
     probabilities = prediction.space_group_probabilities[0]
     assert np.all(np.diff(probabilities[top - 1]) <= 0) and probabilities[top[0] - 1] == probabilities.max()
-    with pytest.raises(ValueError, match='201 points on its grid 10-110° step 0.5°'):
+    with pytest.raises(ValueError, match='201 points on the grid 10-110° step 0.5°'):
         model.predict(np.ones((2, 5001)))
     with pytest.raises(ValueError, match='NaN'):
         model.predict(np.full((1, 201), np.nan))

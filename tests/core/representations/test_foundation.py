@@ -148,7 +148,7 @@ def test_model_loading_is_quiet(capfd):
         ({'batch_size': 0}, r'batch_size must be an integer in \[1, '),
         ({'batch_size': 2.5}, 'batch_size must be an integer'),
         ({'batch_size': True}, 'batch_size must be an integer'),
-        ({'device': 'tpu'}, "device must be 'cpu', 'cuda' or 'auto'"),
+        ({'device': 'tpu'}, "device must be 'cpu', 'cuda', 'cuda:N' or 'auto'"),
         ({'cutoff': 5.0}, r"unknown option\(s\) \['cutoff'\]"),
     ],
 )
@@ -164,7 +164,9 @@ def test_cuda_without_a_gpu_is_a_clear_error():
     if torch.cuda.is_available():
         pytest.skip('a GPU is present')
     rep = get_representation('matembed.chgnet', device='cuda')  # constructible: the options are valid
-    with pytest.raises(RuntimeError, match=r"device='cuda' but torch .* sees no CUDA GPU"):
+    from aiida_matembed.core.device import NoGpuError
+
+    with pytest.raises(NoGpuError, match=r"device 'cuda' requested but torch .* sees no GPU"):
         rep.featurize(_structures()[0])
 
 

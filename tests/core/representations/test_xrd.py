@@ -24,12 +24,12 @@ def test_xrd_pattern_peaks_where_pymatgen_puts_the_strongest_peak(prototypes):
 
 
 def test_xrd_options_and_bad_values():
-    rep = get_representation('matembed.xrd', wavelength='MoKa', two_theta_min=5, two_theta_max=45, step=0.05)
+    rep = get_representation('matembed.xrd', wavelength='MoKa', two_theta_range=[5, 45], step=0.05)
     assert rep.n_features == 801 and rep.feature_labels()[0] == 'xrd 5.000'
     with pytest.raises(ValueError, match='unknown anode'):
         get_representation('matembed.xrd', wavelength='Unobtainium')
     with pytest.raises(ValueError, match='0 < min < max < 180'):
-        get_representation('matembed.xrd', two_theta_min=50, two_theta_max=20)
+        get_representation('matembed.xrd', two_theta_range=[50, 20])
     with pytest.raises(ValueError, match='fwhm must be in'):
         get_representation('matembed.xrd', fwhm=0)
     with pytest.raises(

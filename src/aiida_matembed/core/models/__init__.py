@@ -17,7 +17,7 @@ from .base import (
     model_from_parts,
 )
 from .checkpoint import ChecksumError, ModelCard, read_card, sha256_file, weights_from_bytes, write_checkpoint
-from .inputs import GraphInput, XrdInput
+from .inputs import GraphInput
 from .networks import CRYSTAL_SYSTEMS, crystal_system_of
 from .registry import available_models, load_model, model_path
 from .regressor import FeatureRegressor, train_regressor
@@ -35,7 +35,6 @@ __all__ = (
     'PropertyModel',
     'SymmetryPrediction',
     'TrainedModel',
-    'XrdInput',
     'XrdSymmetryModel',
     'XrdVaeModel',
     'available_models',

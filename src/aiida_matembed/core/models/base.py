@@ -1,7 +1,7 @@
 """Trained models as users see them: load from a checkpoint, embed or predict in batches.
 
 Each class wraps a torch module (:mod:`.networks`) with its :class:`~.checkpoint.ModelCard` and the input
-settings it was trained with (:class:`~.inputs.XrdInput`, :class:`~.inputs.GraphInput`):
+settings it was trained with (:class:`~aiida_matembed.core.xrd.settings.XrdSettings`, :class:`~.inputs.GraphInput`):
 
 - :class:`CmmlModel` (``kind='cmml'``): ``embed_structures``, ``embed_patterns``, ``embed_xrd``;
 - :class:`XrdSymmetryModel` (``'xrd_symmetry'``): ``predict(patterns)``, ``predict_structures``;
@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..device import resolve_device
 from ..representations.base import ErrorMode, Failure, FeaturizationError
-from ..xrd.batched import resolve_device
+from ..xrd.settings import XrdSettings
 from .checkpoint import ModelCard, read_card, read_weights, write_checkpoint
-from .inputs import GraphInput, XrdInput
+from .inputs import GraphInput, model_xrd_settings, simulate_model_patterns
 from .networks import CRYSTAL_SYSTEMS, CmmlNet, PropertyNet, SymmetryNet, XrdVaeNet
 
 __all__ = ('MODEL_KINDS', 'CmmlModel', 'PropertyModel', 'SymmetryPrediction', 'TrainedModel', 'XrdSymmetryModel',
@@ -60,7 +61,7 @@ class TrainedModel:
         if card.kind != self.kind:
             raise ValueError(f'a {type(self).__name__} needs a card of kind {self.kind!r}, got {card.kind!r}')
         self.card = card
-        self.xrd_input = XrdInput.from_dict(card.inputs['xrd']) if 'xrd' in card.inputs else None
+        self.xrd_input = model_xrd_settings(card.inputs['xrd']) if 'xrd' in card.inputs else None
         self.graph_input = GraphInput.from_dict(card.inputs['graph']) if 'graph' in card.inputs else None
         self.network = network if network is not None else self.build_network(card.architecture)
         self.device = torch.device(resolve_device(device))
@@ -95,7 +96,7 @@ class TrainedModel:
             raise AttributeError(f'{self.name} does not read crystal graphs')
         return self.graph_input
 
-    def _xrd(self) -> XrdInput:
+    def _xrd(self) -> XrdSettings:
         if self.xrd_input is None:
             raise AttributeError(f'{self.name} does not read XRD patterns')
         return self.xrd_input
@@ -150,7 +151,7 @@ class TrainedModel:
     def _simulate(self, structures: Sequence[Any], errors: ErrorMode) -> tuple[np.ndarray, np.ndarray]:
         """Patterns of ``structures`` with the model's settings and the mask of good rows."""
         _check_errors(errors)
-        profiles, failures = self._xrd().profiles(list(structures), errors='record')
+        profiles, failures = simulate_model_patterns(self._xrd(), structures, errors='record')
         self.failures = failures
         if failures and errors == 'raise':
             raise FeaturizationError(failures[0])

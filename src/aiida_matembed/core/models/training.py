@@ -39,10 +39,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..xrd.batched import resolve_device
+from ..device import resolve_device
+from ..xrd.settings import XrdSettings
 from .base import MODEL_KINDS, TrainedModel
 from .checkpoint import ModelCard
-from .inputs import GraphInput, XrdInput, subset_graph_arrays
+from .inputs import GraphInput, model_xrd_settings, simulate_model_patterns, subset_graph_arrays
 from .networks import CRYSTAL_SYSTEMS, crystal_system_of
 
 __all__ = ('TASKS', 'TrainConfig', 'TrainResult', 'prepare_data', 'train')
@@ -84,7 +85,8 @@ class TrainConfig:
     :param data: ``train`` (a ``StructureSet`` ``.npz``) or ``build`` (keyword arguments of
         :func:`aiida_matembed.core.datasets.build_dataset`), ``val_fraction`` (default 0.1),
         ``max_structures``.
-    :param inputs: ``xrd`` (:class:`XrdInput` fields) and ``graph`` (:class:`GraphInput` fields).
+    :param inputs: ``xrd`` (:class:`~aiida_matembed.core.xrd.settings.XrdSettings` fields; defaults
+        :data:`~aiida_matembed.core.xrd.settings.MODEL_XRD`) and ``graph`` (:class:`GraphInput` fields).
     :param model: architecture keyword arguments (see :mod:`.networks`).
     :param training: optimisation settings; defaults in ``_TRAINING_DEFAULTS``.
     """
@@ -199,8 +201,8 @@ class TrainConfig:
         return self.task != 'property' or self.model.get('encoder', 'crystal') == 'xrd'
 
     @property
-    def xrd_input(self) -> XrdInput | None:
-        return XrdInput.from_dict(self.inputs.get('xrd', {})) if self.needs_patterns else None
+    def xrd_input(self) -> XrdSettings | None:
+        return model_xrd_settings(self.inputs.get('xrd', {})) if self.needs_patterns else None
 
     @property
     def graph_input(self) -> GraphInput | None:
@@ -263,10 +265,12 @@ def prepare_data(config: TrainConfig, structure_set: Any = None, log: Callable[[
     if xrd_input is not None:
         t = config.training
         augment = XrdAugmentation(**t['augment']) if t['augment'] else None
-        views = [xrd_input.profiles(structures, errors='record')[0]]
+        views = [simulate_model_patterns(xrd_input, structures, errors='record')[0]]
         for view in range(1, t['views']):
             views.append(
-                xrd_input.profiles(structures, augment=augment, seed=t['seed'] * 1000 + view, errors='record')[0]
+                simulate_model_patterns(
+                    xrd_input, structures, augment=augment, seed=t['seed'] * 1000 + view, errors='record'
+                )[0]
             )
         for v in views:
             good &= ~np.isnan(v).any(axis=1)
@@ -353,7 +357,7 @@ def _architecture(config: TrainConfig) -> dict[str, Any]:
             arch['xrd']['grid'] = {
                 'start': xrd_input.two_theta_range[0],
                 'step': float(xrd_input.step),
-                'wavelength': float(xrd_input.simulator().wavelength),
+                'wavelength': xrd_input.wavelength_angstrom,
             }
     if config.graph_input is not None:
         arch['crystal'] = {
@@ -425,7 +429,7 @@ class _Task:
                 strain=options.get('strain', 0.03), displacement=options.get('displacement', 0.05),
             )  # fmt: skip
             seed = (self.t['seed'] * 1000 + epoch) * 100 + view
-            profiles, _ = xrd_input.profiles(perturbed, augment=augment, seed=seed, errors='record')
+            profiles, _ = simulate_model_patterns(xrd_input, perturbed, augment=augment, seed=seed, errors='record')
             good = ~np.isnan(profiles).any(axis=1)
             self.data.patterns[view][rows[good]] = profiles[good]
             replaced += int(good.sum())

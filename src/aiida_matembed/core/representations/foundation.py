@@ -22,6 +22,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from ..device import check_device, resolve_device
 from ..elements import SYMBOLS
 from ..structures import Cell, InvalidStructureError
 from .base import ErrorMode, FeatureResult
@@ -47,7 +48,8 @@ CHGNET_FEATURES = 64
 INSTALL_HINT = 'matembed.chgnet needs the optional extra: pip install "aiida-matembed[chgnet]"'
 
 Precision = Literal['float64', 'float32']
-Device = Literal['cpu', 'cuda', 'auto']
+Device = str
+"""A device name of :mod:`aiida_matembed.core.device` (``'cpu'``, ``'cuda'``, ``'cuda:N'``, ``'auto'``)."""
 
 
 def _import_chgnet() -> Any:
@@ -76,21 +78,6 @@ def _load_model(model_version: str, device: str, precision: Precision) -> Any:
     model = model.to(device)
     model.eval()
     return model
-
-
-def _resolve_device(device: str) -> str:
-    """``'auto'``: CUDA when torch sees a GPU, else CPU; ``'cuda'`` without a GPU raises RuntimeError."""
-    if device == 'cpu':
-        return 'cpu'
-    import torch
-
-    available = torch.cuda.is_available()
-    if device == 'cuda' and not available:
-        raise RuntimeError(
-            f"matembed.chgnet: device='cuda' but torch {torch.__version__} sees no CUDA GPU; "
-            "use device='cpu' or device='auto'"
-        )
-    return 'cuda' if available else 'cpu'
 
 
 class Chgnet(StructuralRepresentation):
@@ -124,7 +111,7 @@ class Chgnet(StructuralRepresentation):
         ``'r2scan'`` (transfer-learned to r2SCAN).
     :param precision: ``'float64'`` (default) or ``'float32'`` (CHGNet's native precision).
     :param batch_size: structures per forward pass (memory only; the features do not depend on it).
-    :param device: ``'cpu'`` (default), ``'cuda'`` (fails clearly without a GPU) or ``'auto'``.
+    :param device: ``'cpu'`` (default), ``'cuda'`` / ``'cuda:N'`` (fails clearly without a GPU) or ``'auto'``.
     """
 
     name = 'matembed.chgnet'
@@ -153,8 +140,7 @@ class Chgnet(StructuralRepresentation):
             raise ValueError(f"precision must be 'float64' or 'float32', got {precision!r}")
         self.precision: Precision = precision
         self.batch_size = _check_int(batch_size, 'batch_size', 1, 100_000)
-        if device not in ('cpu', 'cuda', 'auto'):
-            raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
+        check_device(device)
         self.device: Device = device
 
     def citations(self) -> list[str]:
@@ -174,14 +160,14 @@ class Chgnet(StructuralRepresentation):
 
         :raises ImportError: when the optional extra ``chgnet`` is not installed (before any structure is
             looked at, so that a missing package is never recorded as a failure of every row).
-        :raises RuntimeError: for ``device='cuda'`` without a GPU.
+        :raises ~aiida_matembed.core.device.NoGpuError: for ``device='cuda'`` without a GPU.
         """
         _import_chgnet()
-        _resolve_device(self.device)
+        str(resolve_device(self.device))
         return super().featurize_many(structures, n_jobs=n_jobs, errors=errors)
 
     def _model(self) -> Any:
-        return _load_model(self.model_version, _resolve_device(self.device), self.precision)
+        return _load_model(self.model_version, str(resolve_device(self.device)), self.precision)
 
     def _check_cell(self, cell: Cell) -> Any:
         """Refuse elements beyond Pu and isolated atoms; return CHGNet's graph of the cell."""
@@ -216,7 +202,7 @@ class Chgnet(StructuralRepresentation):
         import torch
 
         model = self._model()
-        device = _resolve_device(self.device)
+        device = str(resolve_device(self.device))
         out = np.empty((len(prepared), CHGNET_FEATURES))
         with torch.no_grad():  # features only: no forces or stresses, hence no autograd graph
             for start in range(0, len(prepared), self.batch_size):

@@ -13,9 +13,9 @@ from typing import Any
 import numpy as np
 
 from ..structures import InvalidStructureError, to_pymatgen, validate_structure
-from ..xrd import XrdSimulator
 from ..xrd.peaks import scattering_params
-from ..xrd.profiles import ProfileShape, shape_weights, two_theta_grid
+from ..xrd.profiles import ProfileShape
+from ..xrd.settings import DEFAULT_XRD, XrdSettings
 from .base import Representation
 
 __all__ = ('XrdPattern',)
@@ -32,13 +32,16 @@ LEE_2022 = (
 class XrdPattern(Representation):
     """Powder XRD pattern on an even 2θ grid, divided by its maximum.
 
+    The options are those of :class:`~aiida_matembed.core.xrd.settings.XrdSettings` that shape a profile
+    (defaults :data:`~aiida_matembed.core.xrd.settings.DEFAULT_XRD`); they are validated there.
+
     :param wavelength: anode name (``'CuKa'``, ``'MoKa'``, ...) or Å.
-    :param two_theta_min: first grid point (degrees).
-    :param two_theta_max: last grid point (degrees).
+    :param two_theta_range: ``[min, max]`` 2θ of the grid (degrees).
     :param step: grid step (degrees); the range must be a whole number of steps.
     :param shape: ``'gaussian'``, ``'lorentzian'`` or ``'pseudo-voigt'``.
     :param fwhm: constant peak width (degrees).
     :param eta: Lorentzian fraction of the pseudo-Voigt.
+    :param doublet: render the K-alpha1 / K-alpha2 doublet (anode wavelengths only).
     """
 
     name = 'matembed.xrd'
@@ -53,26 +56,31 @@ class XrdPattern(Representation):
     def __init__(
         self,
         *,
-        wavelength: str | float = 'CuKa',
-        two_theta_min: float = 10.0,
-        two_theta_max: float = 110.0,
-        step: float = 0.02,
-        shape: ProfileShape = 'pseudo-voigt',
-        fwhm: float = 0.1,
-        eta: float = 0.5,
+        wavelength: str | float = DEFAULT_XRD.wavelength,
+        two_theta_range: tuple[float, float] = DEFAULT_XRD.two_theta_range,
+        step: float = DEFAULT_XRD.step,
+        shape: ProfileShape = DEFAULT_XRD.shape,
+        fwhm: float = DEFAULT_XRD.fwhm,
+        eta: float = DEFAULT_XRD.eta,
+        doublet: bool = DEFAULT_XRD.doublet,
     ) -> None:
-        self._simulator = XrdSimulator(wavelength, (two_theta_min, two_theta_max))
-        self.wavelength = wavelength
-        self.two_theta_min = float(two_theta_min)
-        self.two_theta_max = float(two_theta_max)
-        self.step = float(step)
-        self._grid = two_theta_grid((self.two_theta_min, self.two_theta_max), self.step)
-        shape_weights(shape, eta)  # checks shape and eta
-        self.shape: ProfileShape = shape
-        if isinstance(fwhm, bool) or not isinstance(fwhm, (int, float)) or not 0 < fwhm < 10:
-            raise ValueError(f'fwhm must be in (0, 10) degrees, got {fwhm!r}')
-        self.fwhm = float(fwhm)
-        self.eta = float(eta)
+        self.settings = XrdSettings.from_dict(
+            {
+                'wavelength': wavelength,
+                'two_theta_range': two_theta_range,
+                'step': step,
+                'shape': shape,
+                'fwhm': fwhm,
+                'eta': eta,
+                'doublet': doublet,
+                'hkl_setting': 'input',
+            }
+        )
+        self.wavelength, self.two_theta_range = self.settings.wavelength, self.settings.two_theta_range
+        self.step, self.shape, self.fwhm = self.settings.step, self.settings.shape, self.settings.fwhm
+        self.eta, self.doublet = self.settings.eta, self.settings.doublet
+        self._simulator = self.settings.simulator()
+        self._grid = self.settings.grid
 
     def citations(self) -> list[str]:
         return [LEE_2022]
@@ -91,7 +99,5 @@ class XrdPattern(Representation):
         return structure
 
     def _compute(self, prepared: list[Any]) -> np.ndarray:
-        _, patterns = self._simulator.profiles_many(
-            prepared, step=self.step, shape=self.shape, fwhm=self.fwhm, eta=self.eta, normalize=True
-        )
+        _, patterns = self._simulator.profiles_many(prepared, **self.settings.profile_options(), normalize=True)
         return patterns

@@ -40,29 +40,12 @@ from ..structures import (
     validate_structure,
 )
 
-__all__ = ('Reflections', 'Scatterers', 'compute_reflections', 'merge_reflections', 'read_scatterers', 'resolve_device')
+__all__ = ('Reflections', 'Scatterers', 'compute_reflections', 'merge_reflections', 'read_scatterers')
 
 FORM_FACTOR_PREFACTOR = 41.78214
 """``(h c)^2 / (...)`` constant of the scattering-factor parametrisation (pymatgen ``XRDCalculator``)."""
 PAIR_CHUNK = {'cpu': 1 << 20, 'cuda': 1 << 25}
 """Largest number of (reflection, scatterer) pairs held at once, per device type (memory bound)."""
-
-
-def resolve_device(device: str | torch.device | None) -> torch.device:
-    """``None`` / ``'cpu'`` -> CPU; ``'auto'`` -> CUDA when present; ``'cuda'`` requires a GPU."""
-    if device is None:
-        return torch.device('cpu')
-    if device == 'auto':
-        return torch.device('cuda' if torch.cuda.is_available() else 'cpu')
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError):
-        raise ValueError(f"device must be 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}") from None
-    if resolved.type == 'cuda' and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' requested but torch sees no GPU (use device='auto' to fall back to CPU)")
-    if resolved.type not in ('cpu', 'cuda'):
-        raise ValueError(f"device must be 'cpu', 'cuda' or 'auto', got {device!r}")
-    return resolved
 
 
 @cache

@@ -30,6 +30,7 @@ from typing import Any, Literal, overload
 import numpy as np
 import torch
 
+from ..device import resolve_device
 from ..structures import InvalidStructureError, to_pymatgen, validate_structure
 from .augment import XrdAugmentation, background_curves
 from .batched import (
@@ -42,12 +43,12 @@ from .batched import (
     lorentz_polarisation,
     merge_reflections,
     read_scatterers,
-    resolve_device,
 )
 from .profiles import ProfileShape, peak_widths, render_batch, shape_weights, two_theta_grid
-from .wavelengths import WAVELENGTHS, resolve_wavelength
+from .settings import DEFAULT_XRD, check_two_theta_range, doublet_wavelengths
+from .wavelengths import resolve_wavelength
 
-__all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays', 'patterns_from_settings')
+__all__ = ('HklFamilies', 'Peaks', 'XrdSimulator', 'family_arrays')
 
 TWO_THETA_TOL = MERGE_TOLERANCE
 """Reflections whose 2θ (degrees) round to the same multiple of this are merged into one peak."""
@@ -259,7 +260,7 @@ class XrdSimulator:
     (:mod:`.batched`): compiled numba kernels on the CPU, torch tensors on a GPU (``device='cuda'`` /
     ``'auto'``). All give the same peaks to round-off (tested within 1e-9 relative).
 
-    :param wavelength: anode name (``'CuKa'``, ``'MoKa1'``, ... see :data:`WAVELENGTHS`) or Å.
+    :param wavelength: anode name (``'CuKa'``, ``'MoKa1'``, ... see :data:`~.wavelengths.WAVELENGTHS`) or Å.
     :param two_theta_range: ``(min, max)`` 2θ in degrees, inside ``(0, 180)``; default 10-110°
         (the setting of Suzuki et al. 2022).
     :param debye_waller: per-element isotropic Debye-Waller factors ``B`` (Å^2), e.g. ``{'Na': 1.5}``.
@@ -276,8 +277,8 @@ class XrdSimulator:
 
     def __init__(
         self,
-        wavelength: str | float = 'CuKa',
-        two_theta_range: tuple[float, float] = (10.0, 110.0),
+        wavelength: str | float = DEFAULT_XRD.wavelength,
+        two_theta_range: tuple[float, float] = DEFAULT_XRD.two_theta_range,
         debye_waller: dict[str, float] | None = None,
         *,
         doublet: bool = False,
@@ -291,19 +292,10 @@ class XrdSimulator:
         self.wavelength2: float | None = None
         self.kalpha2_ratio = float(kalpha2_ratio)
         if doublet:
-            anode = wavelength[:-1] if isinstance(wavelength, str) and wavelength.endswith('Ka1') else wavelength
-            if not isinstance(anode, str) or not anode.endswith('Ka') or f'{anode}2' not in WAVELENGTHS:
-                raise ValueError(f"doublet needs an anode name such as 'CuKa' or 'CuKa1', got {wavelength!r}")
+            self.wavelength, self.wavelength2 = doublet_wavelengths(wavelength)
             if not 0 < self.kalpha2_ratio <= 1:
                 raise ValueError(f'kalpha2_ratio must be in (0, 1], got {kalpha2_ratio!r}')
-            self.wavelength, self.wavelength2 = WAVELENGTHS[f'{anode}1'], WAVELENGTHS[f'{anode}2']
-        try:
-            low, high = (float(v) for v in two_theta_range)
-        except (TypeError, ValueError):
-            raise ValueError(f'two_theta_range must be two numbers (degrees), got {two_theta_range!r}') from None
-        if not (0 < low < high < 180):
-            raise ValueError(f'two_theta_range must satisfy 0 < min < max < 180 degrees, got {two_theta_range!r}')
-        self.two_theta_range = (low, high)
+        self.two_theta_range = check_two_theta_range(two_theta_range)
         self.debye_waller = dict(debye_waller or {})
         for symbol, value in self.debye_waller.items():
             if symbol not in scattering_params():
@@ -341,7 +333,7 @@ class XrdSimulator:
         self,
         structures: Iterable[Any],
         *,
-        step: float = 0.02,
+        step: float = DEFAULT_XRD.step,
         shape: ProfileShape = 'pseudo-voigt',
         fwhm: float | None = None,
         caglioti: tuple[float, float, float] | None = None,
@@ -358,8 +350,8 @@ class XrdSimulator:
         """Gridded powder patterns of a batch (see :mod:`.profiles` for shapes, widths and ``window``).
 
         Every reflection is broadened (reflections at the same 2θ merged, no intensity cut-off). The width
-        is ``fwhm`` degrees (default 0.1° when no width option is given), Caglioti ``(U, V, W)`` or from a
-        ``crystallite_size`` in Å (Scherrer).
+        is ``fwhm`` degrees (default :data:`~.settings.DEFAULT_XRD`'s 0.1° when no width option is given),
+        Caglioti ``(U, V, W)`` or from a ``crystallite_size`` in Å (Scherrer).
 
         :param normalize: divide each pattern by its maximum (as Suzuki et al. 2022 do).
         :param augment: seeded augmentations (:class:`~.augment.XrdAugmentation`); pattern ``i`` uses the
@@ -381,7 +373,7 @@ class XrdSimulator:
         self,
         structures: Iterable[Any],
         *,
-        step: float = 0.02,
+        step: float = DEFAULT_XRD.step,
         shape: ProfileShape = 'pseudo-voigt',
         fwhm: float | None = None,
         caglioti: tuple[float, float, float] | None = None,
@@ -415,7 +407,7 @@ class XrdSimulator:
         window: float | None,
     ) -> dict[str, Any]:
         if fwhm is None and caglioti is None and crystallite_size is None:
-            fwhm = 0.1
+            fwhm = DEFAULT_XRD.fwhm
         grid = two_theta_grid(self.two_theta_range, step)
         shape_weights(shape, eta)
         if window is not None and not (isinstance(window, (int, float)) and window > 0):
@@ -734,31 +726,3 @@ def _family_arrays_lexsort(hkl: np.ndarray, peak_of: np.ndarray) -> tuple[np.nda
     representatives = rows[by_size[np.searchsorted(family[by_size], np.arange(len(starts)))]]
     chronological = np.argsort(first, kind='stable')
     return representatives[chronological], counts[chronological], peak[first][chronological]
-
-
-def patterns_from_settings(
-    structures: Iterable[Any], settings: dict[str, Any], *, device: str | None = None
-) -> tuple[list[Peaks], np.ndarray, np.ndarray]:
-    """Peaks, grid and profiles of a batch from one settings dictionary (``errors='record'``).
-
-    The settings are those of the ``matembed.simulate_xrd`` calcfunction and of the worker's ``xrd`` task:
-    ``wavelength``, ``two_theta_range``, ``step``, ``shape``, ``fwhm``, ``eta`` and optionally ``doublet`` and
-    ``hkl_setting`` (``'conventional'``, the default, or ``'input'``; see :class:`XrdSimulator`).
-
-    :raises KeyError: for a missing setting; :raises ValueError: for a bad one.
-    """
-    simulator = XrdSimulator(
-        settings['wavelength'],
-        tuple(settings['two_theta_range']),
-        doublet=bool(settings.get('doublet', False)),
-        hkl_setting=settings.get('hkl_setting', 'conventional'),
-    )
-    return simulator.patterns_many(
-        structures,
-        step=settings['step'],
-        shape=settings['shape'],
-        fwhm=settings['fwhm'],
-        eta=settings['eta'],
-        errors='record',
-        device=device,
-    )

@@ -19,10 +19,12 @@ Ricci, Nucl. Instrum. 3, 223 (1958); U, V, W in deg^2), or Scherrer's crystallit
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 __all__ = (
     'PROFILE_SHAPES',
@@ -136,6 +138,8 @@ def render_batch(
     ``height * shape((2θ - center) / width) / width`` to the grid points within ``window`` FWHM of its
     centre (see :func:`default_window`; ``math.inf`` for the whole grid).
     """
+    import torch
+
     gauss_weight, lorentz_weight = shape_weights(shape, eta)
     window = default_window(shape) if window is None else float(window)
     if not window > 0:
@@ -182,6 +186,8 @@ def _add_component(
     ``out`` is a batch of patterns padded by ``pad`` points on both sides; each peak covers ``window`` FWHM (at
     most ``reach`` points) either side of its centre; ``position`` and ``width`` are in grid steps.
     """
+    import torch
+
     device = position.device
     n_padded = out.shape[1]
     n_points = n_padded - 2 * pad
