@@ -9,7 +9,8 @@ from pathlib import Path
 import click
 from aiida.cmdline.utils import decorators, echo
 
-from . import _wavelength, cmd_matembed
+from . import cmd_matembed
+from .params import wavelength_value
 
 __all__ = ('cmd_symmetry',)
 
@@ -47,9 +48,9 @@ def cmd_symmetry(
 
     try:
         measured = read_pattern(pattern)
-        _check_file_wavelength(pattern, _wavelength(wavelength))
+        _check_file_wavelength(pattern, wavelength_value(wavelength))
         result, summary, stored = symmetry_of_pattern(
-            measured, wavelength=_wavelength(wavelength), store=store, top_k=top, use_classifier=classifier,
+            measured, wavelength=wavelength_value(wavelength), store=store, top_k=top, use_classifier=classifier,
             strip_doublet=kalpha2,
         )  # fmt: skip
     except Exception as exception:
