@@ -207,11 +207,12 @@ def _setup_inputs_in_bulk(self: Any) -> None:
     inputs = {label: source for label, source in self._flat_inputs().items() if source is not None}
     refresh_in_bulk([source for source in inputs.values() if isinstance(source, orm.Node)])
     triples = []
+    link_type = LinkType.INPUT_CALC if isinstance(node, orm.CalculationNode) else LinkType.INPUT_WORK
     for label, source in inputs.items():
         if not isinstance(source, orm.Data):
             raise TypeError(f'input {label!r} is a {type(source).__name__}, not a Data node')
         validate_link_label(label)
-        triples.append(LinkTriple(source, LinkType.INPUT_CALC, label))
+        triples.append(LinkTriple(source, link_type, label))
     node.base.links.incoming_cache.extend(triples)
     sources = [t.node for t in triples]
     links = node.base.links
@@ -300,7 +301,10 @@ def changed_aiida_functions() -> tuple[str, ...]:
 
 
 def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], None] | None = None) -> Any:
-    """Make a calcfunction (or a CalcJob class) link its inputs in bulk (see the module docstring).
+    """Make a calcfunction (or a CalcJob or WorkChain class) link its inputs in bulk (see the module docstring).
+
+    A new WorkChain node's ``Data`` inputs are ``INPUT_WORK`` links, as valid as ``INPUT_CALC`` ones for a new
+    calculation node (no descendants, unique labels).
 
     Returns its argument unchanged, so it also works as a class decorator.
 
@@ -310,9 +314,12 @@ def link_inputs_in_bulk(process_function: Any, after_inputs: Callable[[Any], Non
     Applied only while the aiida-core functions it replaces are the ones it was written against
     (:data:`PATCHED_AIIDA_FUNCTIONS`); otherwise the process keeps aiida-core's linking and a warning says so.
     """
-    process_class = getattr(process_function, 'process_class', process_function)
-    if not issubclass(process_class._node_class, (orm.CalcFunctionNode, orm.CalcJobNode)):
-        raise TypeError('link_inputs_in_bulk only supports calcfunctions and CalcJobs')
+    from aiida.engine import WorkChain
+
+    is_workchain = isinstance(process_function, type) and issubclass(process_function, WorkChain)
+    process_class = process_function if is_workchain else getattr(process_function, 'process_class', process_function)
+    if not is_workchain and not issubclass(process_class._node_class, (orm.CalcFunctionNode, orm.CalcJobNode)):
+        raise TypeError('link_inputs_in_bulk only supports calcfunctions, CalcJobs and WorkChains')
     changed = changed_aiida_functions()
     if changed:  # never patch code we have not read: aiida-core's own (quadratic) linking is correct
         warnings.warn(

@@ -2,11 +2,12 @@
 
 Each batch runs either in-process (the ``matembed.embed`` / ``matembed.featurize`` / ``matembed.simulate_xrd``
 calcfunction) or, when a ``code`` of ``aiida-matembed-worker`` is given, as a ``matembed.worker`` CalcJob on
-that code's computer (a GPU node through its scheduler), up to ``max_concurrent`` at a time. Structures that
+that code's computer (a GPU node through its scheduler), up to ``max_concurrent`` at a time, each through the
+``matembed.worker_base`` restart WorkChain (a killed or crashed job runs again). Structures that
 already have a current result (same model / representation and options, made by either path) are skipped;
 for ``embed`` and ``xrd`` a recorded failure (e.g. partial occupancy for a crystal-graph model) counts as a
 result, since the same model fails the same way again (``skip_existing=False`` retries everything).
-A batch that runs out of memory is restarted as two halves (down to one structure). Batches are claimed before
+A batch that runs out of memory is run again as two halves (down to one structure). Batches are claimed before
 they run, as in ``matembed.featurize_group`` (see :mod:`~aiida_matembed.workflows.claims`).
 """
 
@@ -225,7 +226,7 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
             if not claim.pks:
                 continue
             inputs = self._worker_inputs(claim.pks)
-            if not inputs['structures']:
+            if not inputs['worker']['structures']:
                 release_claim(claim)
                 continue
             node = self.submit(self._worker_class(), **inputs)
@@ -236,7 +237,7 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
 
     def inspect_batches(self) -> None:
         """Collect finished worker jobs: keep results, halve out-of-memory batches, record failures."""
-        from ..calculations.worker import WorkerCalculation
+        from .worker_base import WorkerBaseWorkChain
 
         for node in self.ctx.get('jobs', []):
             batch = self.ctx.running.pop(str(node.pk), None)
@@ -245,8 +246,7 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
             release_claim(Claim(self._claim_key(), group_pk=self.ctx.claims.pop(str(node.pk), None)))
             if node.is_finished_ok:
                 self._record(node.outputs.patterns if self._task_name() == 'xrd' else node.outputs.features)
-            elif node.exit_status in (WorkerCalculation.exit_codes.ERROR_OUT_OF_MEMORY.status, 110) and len(batch) > 1:
-                # 110: ERROR_SCHEDULER_OUT_OF_MEMORY, the scheduler killed the job
+            elif node.exit_status == WorkerBaseWorkChain.exit_codes.ERROR_OUT_OF_MEMORY.status and len(batch) > 1:
                 self._halve(batch, f'worker job {node.pk} ran out of memory')
             else:
                 self._fail(batch, f'worker job {node.pk}: [{node.exit_status}] {node.exit_message}')
@@ -363,11 +363,12 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
 
     @staticmethod
     def _worker_class() -> Any:
-        from ..calculations.worker import WorkerCalculation
+        from .worker_base import WorkerBaseWorkChain
 
-        return WorkerCalculation
+        return WorkerBaseWorkChain
 
     def _worker_inputs(self, batch: list[int]) -> dict[str, Any]:
+        """Inputs of one ``matembed.worker_base`` WorkChain: the CalcJob's in its ``worker`` namespace."""
         task = self._task_name()
         inputs: dict[str, Any] = {
             'code': self.inputs.code,
@@ -375,10 +376,9 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
             'task': orm.Str(task),
             'device': self.inputs.device,
             'parameters': orm.Dict(self._params()),
-            'metadata': {'call_link_label': f'worker_{self.ctx.n_done + len(self.ctx.running):04d}'},
         }
         if 'options' in self.inputs:
-            inputs['metadata']['options'] = self.inputs.options.get_dict()
+            inputs['metadata'] = {'options': self.inputs.options.get_dict()}
         if task == 'embed':
             inputs['model'] = self.inputs.model
             inputs['batch_size'] = orm.Int(_forward_batch(batch))
@@ -386,4 +386,5 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
                 inputs['remote_model_path'] = self.inputs.remote_model_path
         elif task == 'featurize':
             inputs['representation'] = self.inputs.representation
-        return inputs
+        label = f'worker_{self.ctx.n_done + len(self.ctx.running):04d}'
+        return {'worker': inputs, 'metadata': {'call_link_label': label}}
