@@ -72,3 +72,20 @@ def test_refused_input_is_not_restarted(worker_inputs):
     assert node.exit_status == BASE.ERROR_BAD_INPUT.status
     assert [j.exit_status for j in _jobs(node)] == [CALC.ERROR_BAD_INPUT.status]
     assert 'not found' in node.exit_message
+
+
+def test_checkpoints_keep_the_structures_compactly_and_out_of_the_context(worker_inputs):
+    from aiida.engine.utils import instantiate_process
+    from aiida.manage import get_manager
+
+    process = instantiate_process(get_manager().get_runner(), WorkerBaseWorkChain, worker=worker_inputs)
+    structures = worker_inputs['structures']
+    encoded = process.encode_input_args(process.raw_inputs)
+    first = next(iter(structures.values()))
+    assert 'rows:' in encoded and first.uuid not in encoded  # one short string, not one YAML entry per node
+    decoded = process.decode_input_args(encoded)
+    assert {k: n.pk for k, n in decoded['worker']['structures'].items()} == {k: n.pk for k, n in structures.items()}
+    assert decoded['worker']['representation'].value == 'matembed.magpie'
+    process.setup()
+    assert 'structures' not in process.ctx.inputs and process.ctx.inputs.task.value == 'featurize'
+    process.close()

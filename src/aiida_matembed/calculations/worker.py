@@ -19,6 +19,7 @@ CalcJob.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +34,7 @@ from ..data.model import CARD, WEIGHTS, ModelData
 from ..data.xrd import XrdPatternsData
 from .batch import detach_from_session, link_inputs_in_bulk, load_structures, reattach_to_session, structure_rows
 
-__all__ = ('WORKER_TASKS', 'WorkerCalculation', 'get_worker_code', 'validate_task')
+__all__ = ('WORKER_TASKS', 'PackedStructureInputs', 'WorkerCalculation', 'get_worker_code', 'validate_task')
 
 WORKER_TASKS = ('embed', 'featurize', 'xrd')
 
@@ -104,8 +105,57 @@ def validate_task(task: str, inputs: dict[str, Any]) -> str | None:
     return None
 
 
+class PackedStructureInputs:
+    """Compact checkpoints for a process with thousands of input structures (mixed into a Process class).
+
+    A checkpoint (saved at every state change) serialises the inputs as YAML, one entry per node, and reading
+    each node's UUID reloads it from the database after every commit: minutes for 10,000 structures. The
+    structures namespace (at :attr:`_structures_namespace` inside the inputs) is saved instead as one short
+    string of ``{key: pk}`` and reloaded in bulk.
+    """
+
+    _PACKED = 'matembed_structure_pks'
+    _structures_namespace: tuple[str, ...] = ('structures',)
+
+    def _namespace_of_structures(self, inputs: dict[str, Any]) -> dict[str, Any] | None:
+        """The (copied) dictionary holding the structures namespace, or ``None`` when there is none."""
+        for name in self._structures_namespace[:-1]:
+            if not isinstance(inputs.get(name), Mapping):
+                return None
+            inputs[name] = inputs = dict(inputs[name])
+        return inputs
+
+    def encode_input_args(self, inputs: dict[str, Any]) -> str:
+        """Serialise the inputs with the structures as one ``{key: pk}`` string."""
+        inputs = dict(inputs)
+        holder = self._namespace_of_structures(inputs)
+        structures = holder.pop(self._structures_namespace[-1], None) if holder is not None else None
+        if structures:
+            # a process's inputs never change: pack them once, not at each of the ~20 checkpoints of a job
+            packed = self.__dict__.get('_matembed_packed')
+            if packed is None or packed[0] != len(structures):
+                packed = (len(structures), _pack({key: _pk(node) for key, node in structures.items()}))
+                self.__dict__['_matembed_packed'] = packed
+            assert holder is not None
+            holder[self._PACKED] = packed[1]
+        return super().encode_input_args(inputs)  # type: ignore[misc]
+
+    def decode_input_args(self, encoded: str) -> dict[str, Any]:
+        """Inverse of :meth:`encode_input_args` (the structures are loaded with one query per chunk)."""
+        inputs = dict(super().decode_input_args(encoded))  # type: ignore[misc]
+        holder = self._namespace_of_structures(inputs)
+        packed = holder.pop(self._PACKED, None) if holder is not None else None
+        if packed is not None:
+            assert holder is not None
+            keys = _unpack(packed)
+            pks = list(keys.values())
+            node_of = dict(zip(pks, load_structures(pks), strict=True))
+            holder[self._structures_namespace[-1]] = {key: node_of[pk] for key, pk in keys.items()}
+        return inputs
+
+
 @link_inputs_in_bulk
-class WorkerCalculation(CalcJob):
+class WorkerCalculation(PackedStructureInputs, CalcJob):
     """Run one featurise / XRD / embed task for a batch of structures with ``aiida-matembed-worker``."""
 
     _STRUCTURES = 'structures.npz'
@@ -201,36 +251,6 @@ class WorkerCalculation(CalcJob):
         structures: dict[str, orm.StructureData] = dict(self.inputs.get('structures') or {}) if self.inputs else {}
         if self.node.is_stored and structures:
             self.__dict__['_matembed_detached'] = detach_from_session(list(structures.values()))
-
-    # ----------------------------------------------------------------------- compact checkpoints
-    # A checkpoint (saved at every state change) serialises the inputs as YAML, one entry per node, and reading
-    # each node's UUID reloads it from the database after every commit: minutes for 10,000 structures. The
-    # ``structures`` namespace is saved instead as one JSON string of ``{key: pk}`` and reloaded in bulk.
-    _PACKED = 'matembed_structure_pks'
-
-    def encode_input_args(self, inputs: dict[str, Any]) -> str:
-        """Serialise the inputs with the structures as one ``{key: pk}`` string."""
-        inputs = dict(inputs)
-        structures = inputs.pop('structures', None)
-        if structures:
-            # a process's inputs never change: pack them once, not at each of the ~20 checkpoints of a job
-            packed = self.__dict__.get('_matembed_packed')
-            if packed is None or packed[0] != len(structures):
-                packed = (len(structures), _pack({key: _pk(node) for key, node in structures.items()}))
-                self.__dict__['_matembed_packed'] = packed
-            inputs[self._PACKED] = packed[1]
-        return super().encode_input_args(inputs)
-
-    def decode_input_args(self, encoded: str) -> dict[str, Any]:
-        """Inverse of :meth:`encode_input_args` (the structures are loaded with one query per 5,000)."""
-        inputs = dict(super().decode_input_args(encoded))
-        packed = inputs.pop(self._PACKED, None)
-        if packed is not None:
-            keys = _unpack(packed)
-            pks = list(keys.values())
-            node_of = dict(zip(pks, load_structures(pks), strict=True))
-            inputs['structures'] = {key: node_of[pk] for key, pk in keys.items()}
-        return inputs
 
     def prepare_for_submission(self, folder: Folder) -> CalcInfo:
         """Write ``structures.npz`` and ``task.json``; copy the model weights unless referenced remotely."""

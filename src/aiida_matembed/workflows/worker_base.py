@@ -23,7 +23,7 @@ from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
 from ..calculations.batch import link_inputs_in_bulk
-from ..calculations.worker import WorkerCalculation
+from ..calculations.worker import PackedStructureInputs, WorkerCalculation
 
 __all__ = ('WorkerBaseWorkChain',)
 
@@ -33,10 +33,15 @@ SCHEDULER_OUT_OF_MEMORY = 110
 
 
 @link_inputs_in_bulk
-class WorkerBaseWorkChain(BaseRestartWorkChain):
-    """Run one ``matembed.worker`` CalcJob for a batch and restart it when a failure is transient."""
+class WorkerBaseWorkChain(PackedStructureInputs, BaseRestartWorkChain):
+    """Run one ``matembed.worker`` CalcJob for a batch and restart it when a failure is transient.
+
+    Like the CalcJob, it checkpoints its thousands of input structures as one string of pks, and keeps them out
+    of its context (the inputs of the next job are taken from its own inputs when the job is submitted).
+    """
 
     _process_class = WorkerCalculation
+    _structures_namespace = ('worker', 'structures')
 
     @classmethod
     def define(cls, spec: Any) -> None:
@@ -61,10 +66,20 @@ class WorkerBaseWorkChain(BaseRestartWorkChain):
         spec.exit_code(340, 'ERROR_TRANSIENT_FAILURES', message='the job failed {n} time(s): {message}')
 
     def setup(self) -> None:
-        """The inputs of the first job: those exposed in ``worker``."""
+        """The inputs of the first job: those exposed in ``worker``, but the structures."""
         super().setup()
-        self.ctx.inputs = AttributeDict(self.exposed_inputs(WorkerCalculation, 'worker'))
+        inputs = AttributeDict(self.exposed_inputs(WorkerCalculation, 'worker'))
+        inputs.pop('structures', None)
+        self.ctx.inputs = inputs
         self.ctx.transient_restarts = 0
+
+    def run_process(self) -> Any:
+        """Submit the next job with the structures of this WorkChain's inputs."""
+        self.ctx.inputs['structures'] = dict(self.inputs.worker.structures)
+        try:
+            return super().run_process()
+        finally:
+            self.ctx.inputs.pop('structures', None)
 
     # ---------------------------------------------------------------------------------- handlers
     @process_handler(priority=600, exit_codes=[_CALC.ERROR_BAD_INPUT, _CALC.ERROR_NO_GPU])  # type: ignore[misc]
