@@ -6,6 +6,7 @@ the style of aiida-shell's ``launch_shell_job``::
     from aiida_matembed.launch import featurize_group, embed_group, screen
     results, node = featurize_group('my-structures', 'matembed.soap', protocol='fast')
     results, node = embed_group('my-structures', 'matembed.cmml', submit=True)     # on the daemon
+    results, node = xrd_group('my-structures', {'wavelength': 'MoKa'})
     summary, node = screen('candidates', orm.load_code('pw@localhost'), protocol='fast')
 
 The protocols are the YAML files of :mod:`aiida_matembed.workflows.protocols`; ``overrides`` are WorkChain
@@ -14,14 +15,17 @@ inputs by name (plain Python values).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiida import orm
 
 from .data.model import ModelData
+
+if TYPE_CHECKING:
+    from .core.xrd.settings import XrdSettings
 from .workflows.screen import launch_screen as screen
 
-__all__ = ('embed_group', 'featurize_group', 'screen')
+__all__ = ('embed_group', 'featurize_group', 'screen', 'xrd_group')
 
 
 def _launch(builder: Any, submit: bool) -> tuple[dict[str, Any], orm.WorkChainNode]:
@@ -70,4 +74,28 @@ def embed_group(
     from .workflows.embed_group import EmbedGroupWorkChain
 
     builder = EmbedGroupWorkChain.get_builder_from_protocol(group, model, protocol=protocol, overrides=overrides)
+    return _launch(builder, submit)
+
+
+def xrd_group(
+    group: orm.Group | str,
+    settings: XrdSettings | dict[str, Any] | None = None,
+    *,
+    protocol: str | None = None,
+    overrides: dict[str, Any] | None = None,
+    submit: bool = False,
+) -> tuple[dict[str, Any], orm.WorkChainNode]:
+    """Simulate the powder patterns of a Group with ``matembed.embed_group`` (task ``xrd``), incrementally.
+
+    :param settings: an :class:`~aiida_matembed.core.xrd.XrdSettings` or the fields to change from
+        :data:`~aiida_matembed.core.xrd.DEFAULT_XRD` (validated before anything runs).
+    :returns: the WorkChain's outputs (``results``: one XrdPatternsData per batch) and its node.
+    """
+    from .core.xrd.settings import XrdSettings
+    from .workflows.embed_group import EmbedGroupWorkChain
+
+    if not isinstance(settings, XrdSettings):
+        settings = XrdSettings.from_dict(settings)
+    inputs = {'task': 'xrd', 'parameters': settings.as_dict(), **(overrides or {})}
+    builder = EmbedGroupWorkChain.get_builder_from_protocol(group, protocol=protocol, overrides=inputs)
     return _launch(builder, submit)

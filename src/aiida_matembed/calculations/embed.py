@@ -40,7 +40,9 @@ __all__ = ('EMBED_IDENTIFIER', 'check_options', 'embed', 'embed_patterns', 'embe
 EMBED_IDENTIFIER = 'aiida.calculations:matembed.embed'
 """Caching identifier of :func:`embed` (for ``verdi config set caching.enabled_for``)."""
 
-_OPTIONS = {'device': 'auto', 'batch_size': 256}
+FORWARD_BATCH = 256
+"""Structures or patterns per forward pass of a model unless told otherwise (``embed_structures(batch_size=...)``)."""
+_OPTIONS = {'device': 'auto', 'batch_size': FORWARD_BATCH}
 _RUNTIME: ContextVar[dict[str, Any]] = ContextVar('matembed_embed_runtime', default=_OPTIONS)
 
 

@@ -47,11 +47,10 @@ def _validate_inputs(inputs: dict[str, Any], _: Any) -> str | None:
     return validate_task(inputs['task'].value if 'task' in inputs else 'embed', inputs)
 
 
-FORWARD_BATCH = 256
-"""Structures per forward pass of a model; smaller for smaller (e.g. halved after out-of-memory) batches."""
-
-
 def _forward_batch(batch: list[int]) -> int:
+    """Structures per forward pass: ``FORWARD_BATCH`` of :mod:`~aiida_matembed.calculations.embed`, or fewer."""
+    from ..calculations.embed import FORWARD_BATCH
+
     return max(1, min(FORWARD_BATCH, len(batch)))
 
 
