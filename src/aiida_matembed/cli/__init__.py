@@ -72,12 +72,10 @@ def cmd_featurize(
     store_graphs: bool,
 ) -> None:
     """Featurise STRUCTURES (pks / UUIDs) or a Group and store one FeaturesData per batch."""
-    from aiida import orm
-    from aiida.engine import submit as submit_process
-
     from ..calculations.featurize import featurize_structures
     from ..core.representations import load_representation_class
-    from ..workflows.featurize_group import FeaturizeGroupWorkChain, pending_structure_pks, resolve_params
+    from ..launch import featurize_group
+    from ..workflows.featurize_group import pending_structure_pks, resolve_params
 
     parameters = parse_params(params)
     try:
@@ -91,15 +89,13 @@ def cmd_featurize(
         from .services import check_submit_services
 
         check_submit_services()
-        inputs: dict[str, Any] = {
-            'group': orm.Str(group.uuid),
-            'representation': orm.Str(representation),
-            'parameters': orm.Dict(parameters),
-            'batch_size': orm.Int(batch_size),
-            'skip_existing': orm.Bool(not force),
-            'store_graphs': orm.Bool(store_graphs),
+        overrides = {
+            'parameters': parameters,
+            'batch_size': batch_size,
+            'skip_existing': not force,
+            'store_graphs': store_graphs,
         }
-        node = submit_process(FeaturizeGroupWorkChain, **inputs)
+        _, node = featurize_group(group, representation, overrides=overrides, submit=True)
         echo.echo_success(f'submitted FeaturizeGroupWorkChain<{node.pk}>')
         return
     if group is not None:

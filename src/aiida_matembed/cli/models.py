@@ -287,33 +287,27 @@ def _run_group(
     submit: bool,
     scheduler_options: dict[str, Any],
 ) -> None:
-    from aiida import orm
-    from aiida.engine import run_get_node
-    from aiida.engine import submit as submit_process
+    from ..launch import embed_group
 
-    from ..workflows.embed_group import EmbedGroupWorkChain
-
-    inputs: dict[str, Any] = {
-        'group': orm.Str(group.uuid),
-        'task': orm.Str('embed'),
-        'model': model,
-        'parameters': orm.Dict({'modality': modality}),
-        'batch_size': orm.Int(batch_size),
-        'device': orm.Str(device),
-        'skip_existing': orm.Bool(not force),
+    overrides: dict[str, Any] = {
+        'task': 'embed',
+        'parameters': {'modality': modality},
+        'batch_size': batch_size,
+        'device': device,
+        'skip_existing': not force,
     }
     if code is not None:
-        inputs['code'] = code
+        overrides['code'] = code
     if scheduler_options:
-        inputs['options'] = orm.Dict(scheduler_options)
+        overrides['options'] = scheduler_options
     if submit:
         from .services import check_submit_services
 
         check_submit_services()
-        node = submit_process(EmbedGroupWorkChain, **inputs)
+        _, node = embed_group(group, model, overrides=overrides, submit=True)
         echo.echo_success(f'submitted EmbedGroupWorkChain<{node.pk}>; follow it with `verdi process report {node.pk}`')
         return
-    outputs, node = run_get_node(EmbedGroupWorkChain, **inputs)
+    outputs, node = embed_group(group, model, overrides=overrides)
     for label, result in sorted(outputs.get('results', {}).items()):
         echo.echo_success(
             f'{label}: FeaturesData<{result.pk}> ({result.base.attributes.get("n_rows")} rows, '

@@ -100,7 +100,13 @@ class EmbedGroupWorkChain(ProcessLeaseMixin, ProtocolMixin, WorkChain):
         if 'code' in inputs:
             code = inputs.pop('code')
             builder.code = code if isinstance(code, orm.AbstractCode) else orm.load_code(code)
-        wrap = {'batch_size': orm.Int, 'max_concurrent': orm.Int, 'skip_existing': orm.Bool, 'parameters': orm.Dict}
+        wrap = {
+            'batch_size': orm.Int,
+            'max_concurrent': orm.Int,
+            'skip_existing': orm.Bool,
+            'parameters': orm.Dict,
+            'options': orm.Dict,
+        }
         for key, value in inputs.items():
             builder[key] = wrap.get(key, orm.Str)(value)
         return builder
