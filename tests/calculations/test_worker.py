@@ -62,6 +62,8 @@ def test_featurize_and_xrd_through_the_worker(setup):
     local, _ = featurize_structures(nodes, 'matembed.magpie', use_cache=False)
     np.testing.assert_allclose(outputs['features'].features, local.features, rtol=1e-12, equal_nan=True)
     assert featurized_structure_pks('matembed.magpie', version=1) >= {nodes[0].pk, nodes[1].pk}
+    # what the result depends on beyond the inputs is in the job's cache key, as for the calcfunction
+    assert node.base.attributes.get('representation_version') == local.base.attributes.get('representation_version')
 
     settings = {'step': 0.05, 'fwhm': 0.2}
     outputs, node = run_get_node(
@@ -78,6 +80,9 @@ def test_featurize_and_xrd_through_the_worker(setup):
     np.testing.assert_allclose(patterns.profiles, reference.profiles, rtol=1e-5, atol=1e-6, equal_nan=True)
     assert patterns.base.attributes.get('settings') == reference.base.attributes.get('settings')
     np.testing.assert_allclose(patterns.peaks(1).two_theta, reference.peaks(1).two_theta)
+    from aiida_matembed.calculations.xrd import XRD_LABELS_VERSION
+
+    assert node.base.attributes.get('xrd_labels_version') == XRD_LABELS_VERSION
 
 
 def test_model_referenced_by_path_on_the_computer(setup):

@@ -154,7 +154,6 @@ class PackedStructureInputs:
         return inputs
 
 
-@link_inputs_in_bulk
 class WorkerCalculation(PackedStructureInputs, CalcJob):
     """Run one featurise / XRD / embed task for a batch of structures with ``aiida-matembed-worker``."""
 
@@ -410,3 +409,22 @@ def _which_on(computer: orm.Computer) -> str:
     if status != 0 or not path:
         raise ValueError(f'aiida-matembed-worker is not on the PATH of computer {computer.label!r}; {INSTALL_HINT}')
     return path
+
+
+def _record_task_versions(process: Any) -> None:
+    """Put what a task's results depend on beyond the inputs on the job node before it is hashed (cache key).
+
+    ``xrd``: the version of the peak labels (as ``matembed.simulate_xrd`` records it); ``featurize``: the
+    representation's version (as ``matembed.featurize`` records it).
+    """
+    from .featurize import _record_representation_version
+    from .xrd import _record_labels_version
+
+    task = process.inputs['task'].value if 'task' in process.inputs else None
+    if task == 'xrd':
+        _record_labels_version(process)
+    elif task == 'featurize':
+        _record_representation_version(process)
+
+
+link_inputs_in_bulk(WorkerCalculation, after_inputs=_record_task_versions)
