@@ -9,6 +9,8 @@ import click
 from aiida.cmdline.utils import echo
 
 __all__ = (
+    'KALPHA2_OPTION',
+    'MEASURED_WAVELENGTH_OPTION',
     'check_selection',
     'formula_of',
     'group_structure_pks',
@@ -80,3 +82,20 @@ def wavelength_value(value: str) -> str | float:
         return float(value)
     except ValueError:
         return value
+
+
+MEASURED_WAVELENGTH_OPTION = click.option(
+    '-w',
+    '--wavelength',
+    default='CuKa',
+    show_default=True,
+    help='Anode of the measurement (CuKa = Ka1 + Ka2 doublet, CuKa1, MoKa, ...) or a wavelength in Å.',
+)
+"""``--wavelength`` of the commands that read a measured pattern (parse it with :func:`wavelength_value`)."""
+
+KALPHA2_OPTION = click.option(
+    '--kalpha2/--no-kalpha2',
+    default=None,
+    help='Strip a K-alpha2 doublet first (default: for an anode name ending in Ka, e.g. CuKa).',
+)
+"""``--kalpha2/--no-kalpha2`` of the commands that read a measured pattern."""

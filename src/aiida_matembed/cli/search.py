@@ -11,7 +11,7 @@ from aiida.cmdline.params import options
 from aiida.cmdline.utils import decorators, echo
 
 from . import cmd_matembed
-from .params import parse_params, wavelength_value
+from .params import KALPHA2_OPTION, MEASURED_WAVELENGTH_OPTION, parse_params, wavelength_value
 
 __all__ = ('cmd_identify', 'cmd_map', 'cmd_search')
 
@@ -142,20 +142,14 @@ def _check_file_wavelength(path: Path, wavelength: str | float) -> None:
 @cmd_matembed.command('identify')
 @click.argument('pattern', type=click.Path(dir_okay=False, path_type=Path))
 @options.GROUP(required=True, help='Group of candidate StructureData.')
-@click.option(
-    '-w', '--wavelength', default='CuKa', show_default=True,
-    help='Anode of the measurement (CuKa = Ka1 + Ka2 doublet, CuKa1, MoKa, ...) or a wavelength in Å.',
-)  # fmt: skip
+@MEASURED_WAVELENGTH_OPTION
 @click.option('--top', type=click.IntRange(min=1), default=5, show_default=True, help='Matches to list.')
 @click.option('--max-phases', type=click.IntRange(min=1), default=3, show_default=True, help='Most phases to fit.')
 @click.option(
     '--max-strain', type=click.FloatRange(0, 0.2), default=0.04, show_default=True,
     help='Largest relative change of the d-spacings of a candidate (lattice strain, thermal expansion).',
 )  # fmt: skip
-@click.option(
-    '--kalpha2/--no-kalpha2', default=None,
-    help='Strip a K-alpha2 doublet first (default: for an anode name ending in Ka, e.g. CuKa).',
-)  # fmt: skip
+@KALPHA2_OPTION
 @click.option('--store', is_flag=True, help='Store the pattern and the identification with provenance.')
 @click.option(
     '--symmetry', 'unknown_symmetry', is_flag=True,

@@ -10,26 +10,20 @@ import click
 from aiida.cmdline.utils import decorators, echo
 
 from . import cmd_matembed
-from .params import wavelength_value
+from .params import KALPHA2_OPTION, MEASURED_WAVELENGTH_OPTION, wavelength_value
 
 __all__ = ('cmd_symmetry',)
 
 
 @cmd_matembed.command('symmetry')
 @click.argument('pattern', type=click.Path(dir_okay=False, path_type=Path))
-@click.option(
-    '-w', '--wavelength', default='CuKa', show_default=True,
-    help='Anode of the measurement (CuKa = Ka1 + Ka2 doublet, stripped first; CuKa1, MoKa, ...) or Å.',
-)  # fmt: skip
+@MEASURED_WAVELENGTH_OPTION
 @click.option('--top', type=click.IntRange(min=1), default=5, show_default=True, help='Space groups to list.')
 @click.option(
     '--classifier/--no-classifier', default=True, show_default=True,
     help='Let the learned matembed.xrd_symmetry classifier decide where the indexing is ambiguous.',
 )  # fmt: skip
-@click.option(
-    '--kalpha2/--no-kalpha2', default=None,
-    help='Strip a K-alpha2 doublet first (default: for an anode name ending in Ka, e.g. CuKa).',
-)  # fmt: skip
+@KALPHA2_OPTION
 @click.option('--store', is_flag=True, help='Store the pattern and the result with provenance.')
 @click.option('--json', 'as_json', is_flag=True, help='Print the result as JSON.')
 @decorators.with_dbenv()
