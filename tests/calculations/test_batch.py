@@ -91,34 +91,3 @@ def test_generic_path_without_sqlalchemy_gives_the_same(stored, monkeypatch):
     assert [n.uuid for n in load_nodes(pks)] == fast_nodes
     assert load_nodes([10**9, pks[0]], missing='skip')[0].pk == pks[0]
     assert detach_from_session(stored) == [] and reattach_to_session([object()]) == 0
-
-
-def test_the_replaced_aiida_functions_are_the_ones_measured():
-    """Fails when aiida-core changes a function link_inputs_in_bulk replaces: re-read it, re-measure, re-hash."""
-    from aiida_matembed.calculations.batch import changed_aiida_functions
-
-    assert changed_aiida_functions() == ()
-
-
-def test_a_changed_aiida_core_keeps_its_own_linking_and_the_hook(monkeypatch, aiida_profile_clean):
-    from aiida import orm
-    from aiida.engine import calcfunction
-
-    from aiida_matembed.calculations import batch
-
-    monkeypatch.setattr(
-        batch, 'changed_aiida_functions', lambda: ('aiida.engine.processes.process:Process._setup_inputs',)
-    )
-    seen = []
-
-    @calcfunction
-    def count(**kwargs):
-        return orm.Int(len(kwargs['structures']))
-
-    with pytest.warns(UserWarning, match='links its inputs one by one'):
-        batch.link_inputs_in_bulk(count, after_inputs=lambda process: seen.append(process.node.is_stored))
-    assert count.process_class._setup_inputs is not batch._setup_inputs_in_bulk
-    nodes = {f's{i}': orm.Int(i).store() for i in range(3)}
-    result, node = count.run_get_node(structures=nodes)
-    assert result.value == 3 and seen == [False]
-    assert len(node.base.links.get_incoming().all()) == 3

@@ -29,10 +29,10 @@ from ..data.xrd import XrdPatternsData
 from .batch import (
     convert_structures,
     failure_record,
-    link_inputs_in_bulk,
     run_maybe_cached,
     store_structures,
 )
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = ('EMBED_IDENTIFIER', 'check_options', 'embed', 'embed_patterns', 'embed_structures', 'embedding_params',
            'patterns_match_model')  # fmt: skip

@@ -21,12 +21,12 @@ from ..data.graphs import CrystalGraphsData
 from .batch import (
     convert_structures,
     failure_record,
-    link_inputs_in_bulk,
     row_key,
     run_maybe_cached,
     store_structures,
     structures_namespace,
 )
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = ('FEATURIZE_IDENTIFIER', 'featurize', 'featurize_structures', 'row_key')
 

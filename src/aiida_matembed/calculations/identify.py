@@ -16,7 +16,7 @@ from aiida.engine import calcfunction
 
 from ..data.identification import PhaseIdentificationData
 from ..data.xrd import XrdPatternsData
-from .batch import link_inputs_in_bulk
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = ('IDENTIFY_OPTIONS', 'identify_phases')
 

@@ -25,11 +25,11 @@ from aiida.engine import calcfunction
 from .batch import (
     convert_structures,
     failure_record,
-    link_inputs_in_bulk,
     row_key,
     store_structures,
     structures_namespace,
 )
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = ('DEFAULTS', 'prerelax', 'prerelax_structures')
 

@@ -36,7 +36,8 @@ from ..data.features import FeaturesData
 from ..data.model import ModelData
 from ..dft.processes import DFT_COLUMNS, dft_labels, group_members, read_dft_records
 from ..query import vectors_by_uuid
-from .batch import link_inputs_in_bulk, row_key, structures_namespace
+from .batch import row_key, structures_namespace
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = (
     'PredictionResult',

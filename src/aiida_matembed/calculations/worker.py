@@ -32,7 +32,8 @@ from ..core.device import check_device
 from ..data.features import FeaturesData
 from ..data.model import CARD, WEIGHTS, ModelData
 from ..data.xrd import XrdPatternsData
-from .batch import detach_from_session, link_inputs_in_bulk, load_structures, reattach_to_session, structure_rows
+from .batch import detach_from_session, load_structures, reattach_to_session, structure_rows
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = ('WORKER_TASKS', 'PackedStructureInputs', 'WorkerCalculation', 'get_worker_code', 'validate_task')
 

@@ -15,11 +15,11 @@ from ..data.xrd import XrdPatternsData
 from .batch import (
     convert_structures,
     failure_record,
-    link_inputs_in_bulk,
     run_maybe_cached,
     store_structures,
     structures_namespace,
 )
+from .bulk_links import link_inputs_in_bulk
 
 __all__ = ('SIMULATE_XRD_IDENTIFIER', 'XRD_LABELS_VERSION', 'simulate_xrd', 'simulate_xrd_structures')
 

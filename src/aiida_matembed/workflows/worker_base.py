@@ -22,7 +22,7 @@ from aiida import orm
 from aiida.common import AttributeDict
 from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_handler, while_
 
-from ..calculations.batch import link_inputs_in_bulk
+from ..calculations.bulk_links import link_inputs_in_bulk
 from ..calculations.worker import PackedStructureInputs, WorkerCalculation
 
 __all__ = ('WorkerBaseWorkChain',)
