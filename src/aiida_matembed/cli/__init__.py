@@ -12,7 +12,6 @@ from aiida.cmdline.groups.verdi import VerdiCommandGroup
 from aiida.cmdline.params import arguments, options, types
 from aiida.cmdline.utils import decorators, echo
 
-from ..calculations.batch import load_structures
 from ..core.xrd.profiles import PROFILE_SHAPES
 from ..core.xrd.settings import DEFAULT_XRD, XrdSettings
 from .params import check_selection, formula_of, group_structure_pks, parse_params, selected_pks, wavelength_value
@@ -72,6 +71,7 @@ def cmd_featurize(
     store_graphs: bool,
 ) -> None:
     """Featurise STRUCTURES (pks / UUIDs) or a Group and store one FeaturesData per batch."""
+    from ..calculations.batch import load_structures
     from ..calculations.featurize import featurize_structures
     from ..core.representations import load_representation_class
     from ..launch import featurize_group
@@ -199,6 +199,7 @@ def cmd_xrd(
 
     Structures that fail are reported and stored as NaN rows; the others are kept.
     """
+    from ..calculations.batch import load_structures
     from ..calculations.xrd import simulate_xrd_structures
     from ..core.xrd import write_xy
 

@@ -165,7 +165,7 @@ def cmd_predict(group: Any, model: str, structure_link: str, as_json: bool) -> N
     values = result.by_pk()
     labels = result.predictions.labels
     formula = {
-        pk: node.getformula_of()
+        pk: node.get_formula()
         for pk, node in orm.QueryBuilder()
         .append(orm.StructureData, filters={'id': {'in': list(values)}}, project=['id', '*'])
         .all()

@@ -10,7 +10,6 @@ import click
 from aiida.cmdline.params import arguments, options
 from aiida.cmdline.utils import decorators, echo
 
-from ..calculations.batch import load_structures
 from . import cmd_matembed
 from .params import check_selection, selected_pks
 
@@ -154,6 +153,7 @@ def cmd_embed(
     submit: bool,
 ) -> None:
     """Embed STRUCTURES (pks / UUIDs) or a Group with a model; one FeaturesData per batch, linked to the model."""
+    from ..calculations.batch import load_structures
     from ..calculations.embed import check_options, embed_structures, embedding_params
     from ..data.model import load_model_node
     from ..query import embedded_structure_pks
