@@ -24,6 +24,7 @@ from aiida.engine import BaseRestartWorkChain, ProcessHandlerReport, process_han
 
 from ..calculations.bulk_links import link_inputs_in_bulk
 from ..calculations.worker import PackedStructureInputs, WorkerCalculation
+from .lease import ProcessLeaseMixin
 
 __all__ = ('WorkerBaseWorkChain',)
 
@@ -33,11 +34,13 @@ SCHEDULER_OUT_OF_MEMORY = 110
 
 
 @link_inputs_in_bulk
-class WorkerBaseWorkChain(PackedStructureInputs, BaseRestartWorkChain):
+class WorkerBaseWorkChain(ProcessLeaseMixin, PackedStructureInputs, BaseRestartWorkChain):
     """Run one ``matembed.worker`` CalcJob for a batch and restart it when a failure is transient.
 
     Like the CalcJob, it checkpoints its thousands of input structures as one string of pks, and keeps them out
-    of its context (the inputs of the next job are taken from its own inputs when the job is submitted).
+    of its context (the inputs of the next job are taken from its own inputs when the job is submitted). Like the
+    Group WorkChains it holds a lease (:mod:`.lease`): a copy loaded from a redelivered task never submits a second
+    job beside the first.
     """
 
     _process_class = WorkerCalculation
