@@ -127,6 +127,12 @@ def cmd_featurize(
             echo.echo_warning(f'  StructureData<{failure["pk"]}>: {failure["message"]}')
 
 
+def _two_theta_option(flag: str, end: int, which: str) -> Any:
+    """``--two-theta-min`` / ``--two-theta-max``: one end of the 2θ range, defaults from ``DEFAULT_XRD``."""
+    default = DEFAULT_XRD.two_theta_range[end]
+    return click.option(flag, type=float, default=default, show_default=True, help=f'{which} 2θ (degrees).')
+
+
 @cmd_matembed.command('xrd')
 @arguments.NODES('structures', required=False)
 @options.GROUP(help='Simulate every StructureData of this Group.')
@@ -137,20 +143,8 @@ def cmd_featurize(
     show_default=True,
     help='Anode line (CuKa, CuKa1, MoKa, CrKa, FeKa, CoKa, AgKa, ...) or a wavelength in Å.',
 )
-@click.option(
-    '--two-theta-min',
-    type=float,
-    default=DEFAULT_XRD.two_theta_range[0],
-    show_default=True,
-    help='Lowest 2θ (degrees).',
-)
-@click.option(
-    '--two-theta-max',
-    type=float,
-    default=DEFAULT_XRD.two_theta_range[1],
-    show_default=True,
-    help='Highest 2θ (degrees).',
-)
+@_two_theta_option('--two-theta-min', 0, 'Lowest')
+@_two_theta_option('--two-theta-max', 1, 'Highest')
 @click.option('--step', type=float, default=DEFAULT_XRD.step, show_default=True, help='2θ step (degrees).')
 @click.option(
     '--shape',
