@@ -340,8 +340,11 @@ def split_peaks(
     peak_d = np.empty(n_rows)
     peak_multiplicity = np.empty(n_rows, dtype=np.int64)
     family_ptr = np.empty(n_rows + 1, dtype=np.int64)
-    family_rep = np.zeros((n_rows, 4), dtype=np.int64)
-    family_sig = np.zeros((n_rows, 4), dtype=np.int64)
+    family_rep = np.empty((n_rows, 4), dtype=np.int64)  # rows filled as families are found
+    family_sig = np.empty((n_rows, 4), dtype=np.int64)
+    bins = np.empty(n_rows, dtype=np.int64)  # 2θ bin of every reflection, computed once
+    for r in range(n_rows):
+        bins[r] = np.int64(np.rint(two_theta[r] / merge_tolerance))
     family_count = np.empty(n_rows, dtype=np.int64)
     structure_ptr = np.empty(n_structures + 1, dtype=np.int64)
     indices = np.empty(4, dtype=np.int64)
@@ -356,22 +359,22 @@ def split_peaks(
         strongest = 0.0
         i = lo
         while i < hi:  # pass 1: the strongest merged peak
-            key = np.rint(two_theta[i] / merge_tolerance)
+            key = bins[i]
             total = 0.0
             j = i
-            while j < hi and np.rint(two_theta[j] / merge_tolerance) == key:
+            while j < hi and bins[j] == key:
                 total += intensity[j]
                 j += 1
             strongest = max(strongest, total)
             i = j
         i = lo
         while i < hi:  # pass 2: peaks above the cut-off and their families
-            key = np.rint(two_theta[i] / merge_tolerance)
+            key = bins[i]
             total = 0.0
             smallest_two_theta = two_theta[i]
             smallest_g = g[i]
             j = i
-            while j < hi and np.rint(two_theta[j] / merge_tolerance) == key:
+            while j < hi and bins[j] == key:
                 total += intensity[j]
                 smallest_two_theta = min(smallest_two_theta, two_theta[j])
                 smallest_g = min(smallest_g, g[j])
@@ -415,6 +418,7 @@ def split_peaks(
                         found = n_families
                         n_families += 1
                         family_count[found] = 0
+                        family_rep[found, 3] = 0  # unused by 3-index families
                         for c in range(columns):
                             family_sig[found, c] = signature[c]
                             family_rep[found, c] = larger[c]
