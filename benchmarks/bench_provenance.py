@@ -37,7 +37,7 @@ def main():
     load_profile('bench')
     from aiida_matembed.core.datasets import load_aflow_prototypes
     from aiida_matembed.core.representations import get_representation
-    from aiida_matembed.data import FeaturesData, structure_data_to_pymatgen
+    from aiida_matembed.data import FeaturesData, structure_data_to_pymatgen, to_structure_data
     from aiida_matembed.workflows import FeaturizeGroupWorkChain
 
     if args.set == 'real':
@@ -55,7 +55,7 @@ def main():
         for i in range(args.n):
             structure = prototypes[i % len(prototypes)].copy()
             structure.scale_lattice(structure.volume * (1 + 0.01 * (i // len(prototypes))))
-            nodes.append(orm.StructureData(pymatgen=structure).store())
+            nodes.append(to_structure_data(structure).store())  # oxidation states (real CIFs) stripped
     group.add_nodes(nodes)
     t_create = time.perf_counter() - start
     atoms = np.median([len(p) for p in prototypes])
