@@ -89,20 +89,33 @@ def _equivalent_planes(structure, hkl, cache):
     return np.unique(np.rint([np.asarray(hkl) @ r for r in cache[key]]).astype(int), axis=0)
 
 
-def equivalents(candidates, n_real):
-    """Candidates crystallographically identical to each real structure (StructureMatcher), itself included."""
+def equivalents(candidates, targets):
+    """Candidates crystallographically identical to each target (StructureMatcher), itself included."""
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     matcher = StructureMatcher()
     formulas = [s.composition.reduced_formula for s in candidates]
-    out = []
-    for i in range(n_real):
+    out = {}
+    for i in targets:
         same = {i}
         for j, formula in enumerate(formulas):
             if j != i and formula == formulas[i] and matcher.fit(candidates[i], candidates[j]):
                 same.add(j)
-        out.append(same)
+        out[i] = same
     return out
+
+
+def target_indices(candidates, real, kind):
+    """Indices of the structures patterns are made of: the real ones, or (``prototypes``, for development only, so
+    that the real structures stay held out) pymatgen's ordered AFLOW prototypes of <= 80 sites without H."""
+    if kind == 'real':
+        return list(range(len(real)))
+    start = len(real)
+    return [
+        start + k
+        for k, s in enumerate(candidates[start : start + 288])
+        if s.is_ordered and len(s) <= 80 and 'H' not in s.composition
+    ]
 
 
 def measured_pattern(structures, fractions, rng, *, texture=True, anisotropic_strain=0.002):
@@ -187,6 +200,10 @@ def main():
     parser.add_argument('--no-learned', action='store_true')
     parser.add_argument('--all-cores', action='store_true')
     parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument(
+        '--targets', choices=('real', 'prototypes'), default='real',
+        help="structures the patterns are made of: 'real' (the benchmark) or 'prototypes' (development set)",
+    )  # fmt: skip
     args = parser.parse_args()
     from aiida_matembed.core.search.identify import ReferencePeaks, identify_phases
     from aiida_matembed.core.xrd import XrdSimulator
@@ -212,11 +229,13 @@ def main():
     )  # fmt: skip
     print(f'candidate peaks: {t_peaks:.1f} s for {len(candidates)} ({sum(p.error is not None for p in peaks)} failed)')
     rng = np.random.default_rng(args.seed)
-    n_real = len(real)
-    truth = equivalents(candidates, n_real)
+    targets = target_indices(candidates, real, args.targets)
+    n_targets = len(targets)
+    truth = equivalents(candidates, targets)
+    print(f'patterns made of {n_targets} {args.targets} structures')
 
     # ---------------------------------------------------------------- single phase
-    singles = [int(i) for i in rng.integers(n_real, size=args.n_single)]
+    singles = [targets[int(i)] for i in rng.integers(n_targets, size=args.n_single)]
     from pymatgen.analysis.structure_matcher import StructureMatcher
 
     patterns, hits, hits5, times, type_hits = [], 0, 0, [], 0
@@ -234,7 +253,8 @@ def main():
             type_hits += StructureMatcher().fit_anonymous(candidates[target], candidates[ranked[0]])
         if not hit:
             print(
-                f'  miss: {real[target][0]} ({candidates[target].composition.reduced_formula}) -> '
+                f'  miss: {real[target][0] if target < len(real) else target} '
+                f'({candidates[target].composition.reduced_formula}) -> '
                 f'{[(m.formula, round(m.score, 3)) for m in result.matches[:3]]}'
             )
     top1 = hits / len(singles)
@@ -250,7 +270,7 @@ def main():
     # ---------------------------------------------------------------- two phases
     both, weight_error, mixture_patterns, mixture_targets, type_both = 0, [], [], [], 0
     for _ in range(args.n_mixtures):
-        a, b = (int(i) for i in rng.choice(n_real, size=2, replace=False))
+        a, b = (targets[int(i)] for i in rng.choice(n_targets, size=2, replace=False))
         fraction = rng.uniform(0.2, 0.8)
         counts = measured_pattern([candidates[a], candidates[b]], [fraction, 1 - fraction], rng)
         mixture_patterns.append(counts)
@@ -312,7 +332,8 @@ def main():
         end = int(big.ptr[args.speed_candidates])
         big = ReferencePeaks(big.d_spacing[:end], big.intensity[:end], big.ptr[: args.speed_candidates + 1],
                              big.wavelength, big.d_min, big.d_max, big.keys[: args.speed_candidates],
-                             big.formulas[: args.speed_candidates])  # fmt: skip
+                             big.formulas[: args.speed_candidates],
+                             hkls=list(big.hkls or [])[: args.speed_candidates])  # fmt: skip
         identify_phases(GRID, patterns[0], big, wavelength='CuKa')  # warm-up: screening arrays are prepared once
         times = []
         for counts in patterns[:10]:

@@ -11,7 +11,7 @@ inputs are the pattern, the references and the candidate structures.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -112,12 +112,26 @@ def references_from_nodes(
         for row, uuid in enumerate(node.rows):
             if uuid and uuid not in failed:
                 where[uuid] = (k, row)
+    by_position = dict(sorted(enumerate(patterns), key=lambda item: item[1].pk or 0))
+    families: dict[int, list[Any]] = {}
+
+    def hkls(k: int, row: int) -> Callable[[], Any]:  # read from the repository only for the candidates refined
+        def load() -> Any:
+            if k not in families:
+                families[k] = by_position[k].hkl_families()
+            return families[k][row]
+
+        return load
+
     d_parts, i_parts, counts = [], [], []
+    hkl_loaders: list[Callable[[], Any]] = []
     for structure in structures:
         if structure.uuid not in where:
             counts.append(0)
+            hkl_loaders.append(list)
             continue
         k, row = where[structure.uuid]
+        hkl_loaders.append(hkls(k, row))
         ptr = arrays[k]['peak_ptr']
         part = slice(int(ptr[row]), int(ptr[row + 1]))
         d_parts.append(arrays[k]['peak_d_spacing'][part])
@@ -138,6 +152,7 @@ def references_from_nodes(
         keys=list(range(len(structures))),
         formulas=[formulas.get(s.pk or 0, '') for s in structures],
         structures=[loader(s) for s in structures],
+        hkls=hkl_loaders,
     )
 
 

@@ -7,6 +7,7 @@ import pytest
 from aiida import orm
 from click.testing import CliRunner
 from pymatgen.analysis.structure_matcher import StructureMatcher
+from pymatgen.symmetry.analyzer import SpacegroupAnalyzer
 
 from aiida_matembed.cli import cmd_matembed
 from aiida_matembed.core.search import IndexMismatchError, exact_search
@@ -114,6 +115,11 @@ def test_identify_stores_the_result_with_provenance(group, tmp_path, examples):
     licoo2 = next(n for n in nodes if n.label.startswith('LiCoO2'))
     assert summary['matches'][0]['pk'] == licoo2.pk and summary['phases'][0]['uuid'] == licoo2.uuid
     assert summary['phases'][0]['weight_fraction'] == pytest.approx(1.0)
+    # the stored peaks' hkl families reach the refinement: the lattice of the strained cell (conventional setting)
+    strained = SpacegroupAnalyzer(target).get_conventional_standard_structure().lattice.parameters
+    refined = summary['phases'][0]['lattice']
+    assert refined[:3] == pytest.approx([1.015 * v for v in strained[:3]], rel=1e-3)
+    assert refined[3:] == pytest.approx(strained[3:], abs=0.01)
     assert plot.read_bytes()[:4] == b'\x89PNG'
     stored = orm.load_node(summary['node']['pk'])
     assert isinstance(stored, PhaseIdentificationData)

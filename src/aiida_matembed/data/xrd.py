@@ -122,12 +122,16 @@ class XrdPatternsData(orm.ArrayData):
         """``(N, G)`` profiles, divided by their maximum (NaN rows for failures)."""
         return self.get_array('profiles')
 
+    def hkl_families(self) -> list[list[dict[tuple[int, ...], int]]]:
+        """The hkl families of every peak of every pattern (``[row][peak]``: ``{hkl: multiplicity}``), read once."""
+        return [_families(row) for row in self._meta()['hkls']]
+
     def peaks(self, row: int) -> Peaks:
         """The :class:`Peaks` of pattern ``row`` (hkl families included)."""
         ptr = self.get_array('peak_ptr')
         part = slice(int(ptr[row]), int(ptr[row + 1]))
         meta = self._meta()
-        families = [{tuple(hkl): mult for hkl, mult in peak} for peak in meta['hkls'][row]]
+        families = _families(meta['hkls'][row])
         settings_of_hkls = meta.get('hkl_settings') or []
         return Peaks(
             two_theta=self.get_array('peak_two_theta')[part],
@@ -137,3 +141,8 @@ class XrdPatternsData(orm.ArrayData):
             multiplicity=self.get_array('peak_multiplicity')[part],
             setting=settings_of_hkls[row] if row < len(settings_of_hkls) else 'input',
         )
+
+
+def _families(row: list[Any]) -> list[dict[tuple[int, ...], int]]:
+    """Stored ``[[hkl, multiplicity], ...]`` of each peak of one pattern as ``{hkl: multiplicity}`` dicts."""
+    return [{tuple(hkl): mult for hkl, mult in peak} for peak in row]

@@ -21,25 +21,35 @@ The route is the classical one of search-match programs (Hanawalt, Rinn & Frevel
    the figure of merit ``f_c * sqrt(f_m) * (1 - <|Δ2θ|> / 2 tol)``, ``f_c`` the fraction of the candidate's
    square-root intensity observed, ``f_m`` that of the measured peaks the candidate explains. Weak candidate
    peaks that are missing and measured peaks that are not explained therefore cost little, as in real data;
-5. **multi-phase fit**: the net pattern is fitted by non-negative least squares with Rietveld's weights
+5. **profile re-rank**: the best ``n_rerank`` are fitted alone to the background-free pattern (K-alpha2 kept:
+   each peak is rendered with its companion) as a Rietveld program would, within what their indexed peaks allow
+   (:mod:`.refinement`): the lattice metric in the candidate's lattice symmetry and the zero shift on the matched
+   peaks, the peak widths ``FWHM^2 = W + U tan^2 θ`` and the Lorentzian share (refined once, on the best
+   candidate of the search: they belong to the instrument and sample), a March-Dollase texture about a low-index
+   direction and the scale; the score is the figure of merit times ``1 - Rwp`` of that fit. Isostructural
+   candidates (the same positions within the strain allowed, other elements) differ only in their intensities:
+   the refined texture keeps a textured pattern of the right one from looking like another's;
+6. **multi-phase fit**: the net pattern is fitted by non-negative least squares with Rietveld's weights
    ``1 / counts`` (Lawson & Hanson, Solving Least Squares Problems (1974), ch. 23, ``scipy.optimize.nnls``) to
-   pseudo-Voigt profiles of the refined candidates with the measured widths; phases are added greedily (the one
-   that lowers the weighted residual most, searched again among candidates that explain the peaks left
-   unexplained, i.e. those the fit reaches less than 30 % of), up to ``max_phases``, while each addition explains
-   such a peak and lowers the residual by ``min_improvement``. Weight fractions follow Hill & Howard
+   the profiles of the refined candidates; phases are added greedily (the one that lowers the weighted residual
+   most, its texture refined against the pattern less the phases already chosen, searched again among candidates
+   that explain the peaks left unexplained, i.e. those the fit reaches less than 30 % of), up to ``max_phases``,
+   while each addition explains such a peak and lowers the residual by ``min_improvement``; each phase's texture
+   is then refined again against the pattern less the others. Weight fractions follow Hill & Howard
    (J. Appl. Cryst. 20, 467 (1987)): ``w_p ∝ S_p (Z M V)_p``, with ``S_p`` the fitted scale of the phase's
    absolute intensities, ``Z M`` the mass of the cell (amu) and ``V`` its volume (Å^3); without structures the
    fractions are of integrated intensity (``weight_basis = 'intensity'``).
 
-Preferred orientation (March-Dollase) changes intensities, not positions: the figure of merit uses square-root
-intensities only as weights, so a textured pattern still matches; the profile fit then has a larger residual.
+Preferred orientation changes intensities, not positions: the figure of merit uses square-root intensities only
+as weights, so a textured pattern still matches, and the profile fit refines it. Without hkl families for a
+candidate (:attr:`ReferencePeaks.hkls`), its peaks keep one d scale and no texture in the profile fit.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -47,6 +57,7 @@ import numpy as np
 
 from ..xrd import Peaks, XrdSimulator
 from ..xrd.wavelengths import WAVELENGTHS, resolve_wavelength
+from .refinement import CandidateGeometry, ProfileBasis, _score, fit_texture, lattice_parameters
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -95,6 +106,9 @@ class ReferencePeaks:
     formulas: list[str]
     structures: Sequence[Any] | None = None
     """Optional: the structures (or callables that return one), for Hill-Howard weight fractions."""
+    hkls: Sequence[Any] | None = None
+    """Optional: the hkl families of each candidate's peaks (:attr:`Peaks.hkls <aiida_matembed.core.xrd.Peaks.hkls>`,
+    or a callable that returns them), for the refinement of its lattice and texture (:mod:`.refinement`)."""
     _prepared: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @classmethod
@@ -108,7 +122,10 @@ class ReferencePeaks:
         formulas: Sequence[str] | None = None,
         structures: Sequence[Any] | None = None,
     ) -> ReferencePeaks:
-        """From :class:`~aiida_matembed.core.xrd.Peaks` simulated at ``wavelength`` over ``two_theta_range``."""
+        """From :class:`~aiida_matembed.core.xrd.Peaks` simulated at ``wavelength`` over ``two_theta_range``.
+
+        Their hkl families are kept (read only for the few candidates refined against the profile).
+        """
         lam = resolve_wavelength(wavelength)
         n = len(peaks)
         counts = np.array([len(p) for p in peaks], dtype=np.int64)
@@ -125,6 +142,7 @@ class ReferencePeaks:
             keys=list(range(n)) if keys is None else list(keys),
             formulas=[''] * n if formulas is None else list(formulas),
             structures=structures,
+            hkls=[p.hkls for p in peaks],
         )
 
     @classmethod
@@ -164,6 +182,13 @@ class ReferencePeaks:
         if self.structures is None:
             return None
         item = self.structures[index]
+        return item() if callable(item) else item
+
+    def hkls_of(self, index: int) -> Any:
+        """The hkl families of candidate ``index``'s peaks, or ``None`` when they are not known."""
+        if self.hkls is None:
+            return None
+        item = self.hkls[index]
         return item() if callable(item) else item
 
     def screening_arrays(self, min_intensity: float) -> dict[str, np.ndarray]:
@@ -294,6 +319,22 @@ class Match:
     n_matched: int
     peak_score: float = math.nan
     """The figure of merit of the peaks alone (``score`` also weighs in the profile fit of the candidate alone)."""
+    metric: tuple[float, ...] | None = field(default=None, repr=False)
+    """Refined reciprocal metric ``(G*11, G*22, G*33, G*12, G*13, G*23)`` (Å^-2) of the candidate's cell, when its
+    peaks are indexed (:mod:`.refinement`); the peaks then sit at ``1 / d^2 = h G* h^T`` rather than at ``s d``."""
+    texture_direction: tuple[int, int, int] | None = None
+    """Refined March-Dollase preferred direction (reciprocal lattice vector, Miller indices); ``None``: untextured."""
+    texture_ratio: float = 1.0
+    """Refined March-Dollase ``r`` (1 = random powder)."""
+    profile_rwp: float = math.nan
+    """Weighted-profile R of the candidate alone (scale, lattice and texture refined) against the whole pattern."""
+
+    @property
+    def lattice(self) -> tuple[float, float, float, float, float, float] | None:
+        """Refined ``(a, b, c, alpha, beta, gamma)`` (Å, degrees) in the setting of the candidate's Miller indices."""
+        if self.metric is None:
+            return None
+        return lattice_parameters(_metric_matrix(self.metric))
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -301,6 +342,10 @@ class Match:
             'd_scale': self.d_scale,
             'zero_shift': self.zero_shift, 'candidate_fraction': self.candidate_fraction,
             'measured_fraction': self.measured_fraction, 'n_matched': self.n_matched,
+            'lattice': None if self.lattice is None else list(self.lattice),
+            'texture_direction': None if self.texture_direction is None else list(self.texture_direction),
+            'texture_ratio': self.texture_ratio,
+            'profile_rwp': None if math.isnan(self.profile_rwp) else self.profile_rwp,
         }  # fmt: skip
 
 
@@ -337,7 +382,8 @@ class Identification:
     measured: np.ndarray
     background: np.ndarray
     net: np.ndarray
-    """Background-free (and K-alpha2-stripped) pattern that was fitted."""
+    """Background-free (and K-alpha2-stripped) pattern the peaks were searched on; the profile fit (:attr:`fitted`)
+    models a doublet instead and is fitted to ``measured - background``."""
     fitted: np.ndarray
     phase_profiles: list[np.ndarray]
     phase_sticks: list[tuple[np.ndarray, np.ndarray]]
@@ -583,8 +629,10 @@ def identify_phases(
     window = max(3, round(background_window / step))
     background = snip_background(y, window)
     net = np.maximum(y - background, 0.0)
+    fitted_net, doublet = net, None  # the profile fit models the doublet rather than fit the stripped pattern
     if strip_doublet:
         net = strip_kalpha2(x, net, lam1, lam2)
+        doublet = (lam2 / lam1, KALPHA2_RATIO)
     peaks = find_peaks(x, net, min_snr=min_snr)
     if len(peaks) < 1:
         raise ValueError('no peaks found in the pattern (empty, flat or pure noise?)')
@@ -607,12 +655,14 @@ def identify_phases(
     if not ranked:
         raise ValueError("no candidate has peaks in the pattern's range")
     # multi-phase fit
-    fit = _PhaseFit(context, x, net, y)
-    # re-rank the best by the profile: figure of merit times (1 - Rwp of the candidate alone)
-    head = [
-        Match(**{**m.__dict__, 'score': float(m.score * (1 - fit.rwp([m]))), 'peak_score': m.peak_score})
-        for m in ranked[:n_rerank]
-    ]
+    fit = _PhaseFit(context, x, fitted_net, y, doublet)
+    fit.tune_shape(ranked[0])
+    # re-rank the best by the profile: figure of merit times (1 - Rwp of the candidate alone, lattice, texture and
+    # scale refined)
+    head = []
+    for m in ranked[:n_rerank]:
+        refined = fit.refine(m)
+        head.append(replace(refined, score=float(m.score * (1 - refined.profile_rwp))))
     ranked = sorted(head, key=lambda m: (-m.score, m.index)) + ranked[n_rerank:]
     matches = ranked[:top]
     if matches[0].score < 0.15:
@@ -620,34 +670,7 @@ def identify_phases(
             f'no candidate explains the pattern well (best figure of merit {matches[0].score:.2f}): is the phase among '
             'the candidates, and is the wavelength right?'
         )
-    selected: list[Match] = []
-    pool = {m.index: m for m in ranked[: max(15, top)]}
-    residual_rwp = 1.0
-    for _ in range(max_phases):
-        unexplained = fit.unexplained(peaks, selected)
-        if selected and not (unexplained.intensity >= 3).any():
-            break
-        if selected and len(unexplained):
-            for m in context.search(unexplained, 30, None, restrict_observed=unexplained)[:10]:
-                pool.setdefault(m.index, m)
-            by_coverage = sorted(ranked[:n_refine], key=lambda m: -m.peak_score * fit.coverage(m, unexplained))
-            for m in by_coverage[:10]:
-                pool.setdefault(m.index, m)
-        best: tuple[float, Match] | None = None
-        for m in pool.values():
-            if any(m.index == s.index for s in selected):
-                continue
-            if selected and not fit.explains_new(m, unexplained):
-                continue
-            rwp = fit.rwp([*selected, m])
-            if best is None or rwp < best[0] or (math.isclose(rwp, best[0]) and m.score > best[1].score):
-                best = (rwp, m)
-        if best is None:
-            break
-        if selected and best[0] > residual_rwp * (1 - min_improvement):
-            break
-        selected.append(best[1])
-        residual_rwp = best[0]
+    selected = _select_phases(context, fit, ranked, peaks, n_refine, top, max_phases, min_improvement)
     coefficients, profiles, _ = fit.solve(selected)
     keep = [i for i, c in enumerate(coefficients) if c > 0]
     selected = [selected[i] for i in keep]
@@ -670,6 +693,55 @@ def identify_phases(
         kept = [p.match for p in phases if p.weight_fraction >= min_weight_fraction]
         return _finish(context, fit, kept, x, y, background, net, peaks, matches, warnings, refs)
     return _result(context, fit, phases, basis, x, y, background, net, peaks, matches, warnings, refs)
+
+
+def _select_phases(context: _Context, fit: _PhaseFit, ranked: list[Match], peaks: MeasuredPeaks, n_refine: int,
+                   top: int, max_phases: int, min_improvement: float) -> list[Match]:  # fmt: skip
+    """Greedy multi-phase selection (module docstring, step 5), each phase's texture refined in the mixture."""
+    selected: list[Match] = []
+    refined: dict[int, Match] = {}
+
+    def alone(m: Match) -> Match:  # lattice and texture refined against the whole pattern, once per candidate
+        if m.index not in refined:
+            refined[m.index] = m if not math.isnan(m.profile_rwp) else fit.refine(m)
+        return refined[m.index]
+
+    pool = {m.index: m for m in ranked[: max(15, top)]}
+    residual_rwp = 1.0
+    for _ in range(max_phases):
+        unexplained = fit.unexplained(peaks, selected)
+        if selected and not (unexplained.intensity >= 3).any():
+            break
+        if selected and len(unexplained):
+            for m in context.search(unexplained, 30, None, restrict_observed=unexplained)[:10]:
+                pool.setdefault(m.index, m)
+            by_coverage = sorted(ranked[:n_refine], key=lambda m: -m.peak_score * fit.coverage(m, unexplained))
+            for m in by_coverage[:10]:
+                pool.setdefault(m.index, m)
+        rest = fit.net - fit.solve(selected)[2] if selected else None
+        best: tuple[float, Match] | None = None
+        for m in pool.values():
+            if any(m.index == s.index for s in selected):
+                continue
+            if selected and not fit.explains_new(m, unexplained):
+                continue
+            candidate = alone(m) if rest is None else fit.refine(alone(m), target=rest)
+            rwp = fit.rwp([*selected, candidate])
+            if best is None or rwp < best[0] or (math.isclose(rwp, best[0]) and m.score > best[1].score):
+                best = (rwp, candidate)
+        if best is None:
+            break
+        if selected and best[0] > residual_rwp * (1 - min_improvement):
+            break
+        selected.append(best[1])
+        residual_rwp = best[0]
+    # texture of each phase refined against the pattern less the others, twice
+    for _ in range(2 if len(selected) > 1 else 0):
+        for i in range(len(selected)):
+            coefficients, profiles, fitted = fit.solve(selected)
+            others = fitted - coefficients[i] * profiles[i]
+            selected[i] = fit.refine(selected[i], target=fit.net - others)
+    return selected
 
 
 def _zmv_safe(refs: ReferencePeaks, index: int) -> float:
@@ -725,6 +797,26 @@ class _Context:
         d_hi = wavelength / (2 * math.sin(math.radians(two_theta_range[0]) / 2))
         d_lo = wavelength / (2 * math.sin(math.radians(two_theta_range[1]) / 2))
         self.u_range = (math.log(d_lo), math.log(d_hi))
+        self._geometry: dict[int, CandidateGeometry | None] = {}
+
+    def geometry(self, index: int) -> CandidateGeometry | None:
+        """The indexed peaks of candidate ``index`` (:class:`.refinement.CandidateGeometry`), when it has hkls."""
+        if index not in self._geometry:
+            try:
+                hkls = self.refs.hkls_of(index)
+                d, _ = self.refs.peaks_of(index)
+                self._geometry[index] = None if hkls is None else CandidateGeometry.from_peaks(d, hkls)
+            except Exception:  # unusable indices: the candidate is refined without lattice and texture
+                self._geometry[index] = None
+        return self._geometry[index]
+
+    def positions(self, match: Match) -> np.ndarray:
+        """2θ (degrees, NaN beyond 180°) of every peak of the candidate of ``match``."""
+        geometry = self.geometry(match.index) if match.metric is not None else None
+        if geometry is not None and match.metric is not None:
+            return geometry.two_theta(_metric_matrix(match.metric), self.wavelength, match.zero_shift)
+        d, _ = self.candidate(match.index)
+        return _two_theta(d * match.d_scale, self.wavelength) + match.zero_shift
 
     def candidate(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         d, intensity = self.refs.peaks_of(index)
@@ -770,50 +862,205 @@ class _Context:
                      float(f_c), float(f_m), n_matched, float(score))  # fmt: skip
 
     def sticks(self, match: Match) -> tuple[np.ndarray, np.ndarray]:
-        d, intensity = self.candidate(match.index)
-        calc = _two_theta(d * match.d_scale, self.wavelength) + match.zero_shift
+        _, intensity = self.candidate(match.index)
+        calc = self.positions(match)
         ok = np.isfinite(calc) & (calc >= self.range[0]) & (calc <= self.range[1])
         return calc[ok], intensity[ok]
 
 
-def _render(grid: np.ndarray, two_theta: np.ndarray, height: np.ndarray, fwhm: float) -> np.ndarray:
-    """Pseudo-Voigt (eta 0.5) peaks of the given heights on an even ``grid``, each within 20 FWHM of its centre."""
-    import torch
+_SHAPE_EVALUATIONS = 18
+"""Most profile evaluations spent refining the peak widths and shape on the best candidate."""
+_SHAPE_WINDOW = 6.0
+"""Half width (FWHM) of the peak profiles while the shape is refined (12 otherwise)."""
+_PEAK_HEIGHT = 0.5 * 0.9394372786996513 + 0.5 * 2 / math.pi
+"""Height times FWHM of a unit-area pseudo-Voigt peak with eta 0.5."""
 
-    from ..xrd.profiles import render_batch
 
-    if not len(two_theta):
-        return np.zeros(len(grid))
-    centre = torch.as_tensor(two_theta, dtype=torch.float64)
-    # render_batch takes areas: a unit-area pseudo-Voigt (eta 0.5) of FWHM H peaks at (0.5 * 0.939 + 0.5 * 0.637) / H
-    area = torch.as_tensor(height * fwhm / (0.5 * 0.9394372786996513 + 0.5 * 2 / math.pi), dtype=torch.float64)
-    width = torch.full_like(centre, fwhm)
-    row = torch.zeros(len(centre), dtype=torch.int64)
-    with torch.no_grad():
-        profile = render_batch(1, grid, row, centre, area, width, 'pseudo-voigt', 0.5, 20.0)
-    return profile[0].double().numpy()
+def _caglioti(peaks: MeasuredPeaks, fwhm: float) -> tuple[float, float]:
+    """``(U, W)`` of ``FWHM^2 = W + U tan^2 θ`` fitted to the measured widths of the strong peaks.
+
+    Robust: peaks broadened by a neighbour are dropped; ``(0, fwhm^2)`` when the peaks do not determine it.
+    """
+    strong = peaks.intensity >= 5
+    t2 = np.tan(np.radians(peaks.two_theta[strong]) / 2) ** 2
+    h2 = peaks.fwhm[strong] ** 2
+    keep = np.ones(len(t2), dtype=bool)
+    params = (0.0, fwhm**2)
+    for _ in range(3):
+        if keep.sum() < 4 or np.ptp(t2[keep]) < 0.05:
+            return params
+        design = np.column_stack([t2[keep], np.ones(int(keep.sum()))])
+        (u, w), *_ = np.linalg.lstsq(design, h2[keep], rcond=None)
+        if w <= 0:
+            u, w = 0.0, float(np.median(h2[keep]))
+        params = (max(float(u), 0.0), float(w))
+        model = params[1] + params[0] * t2
+        keep = h2 <= 1.5**2 * model
+    return params
+
+
+def _metric_matrix(metric: tuple[float, ...]) -> np.ndarray:
+    g11, g22, g33, g12, g13, g23 = metric
+    return np.array([[g11, g12, g13], [g12, g22, g23], [g13, g23, g33]])
 
 
 class _PhaseFit:
-    """Profiles of refined candidates on the measured grid and their NNLS fit to the net pattern."""
+    """Profiles of refined candidates on the measured grid, their refinement and NNLS fit to the net pattern."""
 
-    def __init__(self, context: _Context, grid: np.ndarray, net: np.ndarray, gross: np.ndarray) -> None:
-        self.context, self.grid, self.net = context, grid, net
-        self.fwhm = float(np.median(context.peaks.fwhm[context.peaks.intensity >= 5])) if (
-            context.peaks.intensity >= 5).any() else float(np.median(context.peaks.fwhm))  # fmt: skip
+    def __init__(self, context: _Context, grid: np.ndarray, net: np.ndarray, gross: np.ndarray,
+                 doublet: tuple[float, float] | None = None) -> None:  # fmt: skip
+        """Fit profiles to ``net``, the background-free pattern, with Poisson weights from ``gross`` (counts).
+
+        :param doublet: ``(λ2 / λ1, I2 / I1)`` when ``net`` still has the K-alpha2 lines (each peak is then rendered
+            with its companion).
+        """
+        self.context, self.grid, self.net, self.doublet = context, grid, net, doublet
+        strong = context.peaks.intensity >= 5
+        self.fwhm = float(np.median(context.peaks.fwhm[strong])) if strong.any() else float(
+            np.median(context.peaks.fwhm))  # fmt: skip
+        self.width_params = _caglioti(context.peaks, self.fwhm)
+        self.eta = 0.5
         # Rietveld weights 1 / sigma^2 = 1 / counts (Poisson), floored at 1 % of the maximum for empty regions
         floor = max(float(gross.max()) * 0.01, 1e-12)
         self.sqrt_weight = 1 / np.sqrt(np.maximum(gross, floor))
+        self.weight = self.sqrt_weight**2
         self.weighted_net = net * self.sqrt_weight
-        self._profiles: dict[tuple[int, float, float], np.ndarray] = {}
+        self.total = float((self.weighted_net**2).sum())
+        self._bases: dict[tuple[Any, ...], tuple[ProfileBasis, np.ndarray]] = {}
+        self._profiles: dict[tuple[Any, ...], np.ndarray] = {}
+
+    def widths(self, two_theta: np.ndarray) -> np.ndarray:
+        """FWHM (degrees) at ``two_theta``: ``sqrt(W + U tan^2 θ)``.
+
+        Caglioti, Paoletti & Ricci, Nucl. Instrum. 3, 223 (1958), without the ``V tan θ`` term.
+        """
+        u, w = self.width_params
+        return np.sqrt(w + u * np.tan(np.radians(two_theta) / 2) ** 2)
+
+    def set_shape(self, width_params: tuple[float, float], eta: float) -> None:
+        """Use other peak widths and Lorentzian share for every profile from now on."""
+        self.width_params, self.eta = width_params, eta
+        self._bases.clear()
+        self._profiles.clear()
+
+    def tune_shape(self, match: Match) -> None:
+        """Refine the widths (``U``, ``W``) and the Lorentzian share on ``match`` alone.
+
+        Its lattice and texture are refined first, then kept; Nelder-Mead on the weighted residual, from the widths
+        of the measured peaks.
+        """
+        from scipy.optimize import minimize
+
+        refined = self.refine(match)
+        weighted = self.net * self.weight
+
+        def residual(params: np.ndarray) -> float:
+            log_u, log_w, eta = (float(v) for v in params)
+            if not 0 <= eta <= 1 or log_w > 0 or log_u > 0:
+                return 2.0
+            self.set_shape((math.exp(log_u), math.exp(log_w)), eta)
+            basis, areas = self.basis(refined, _SHAPE_WINDOW)
+            reduction, _ = _score((areas * self.texture_factors(refined, basis.peaks))[None, :],
+                                  basis.projection(weighted), basis.gram)  # fmt: skip
+            return 1 - float(reduction[0]) / self.total if self.total > 0 else 0.0
+
+        u0, w0 = self.width_params
+        start = np.array([math.log(max(u0, 1e-4)), math.log(max(w0, 1e-6)), self.eta])
+        simplex = start + np.array([[0, 0, 0], [1, 0, 0], [0, 0.4, 0], [0, 0, 0.2]])
+        options = {'maxfev': _SHAPE_EVALUATIONS, 'xatol': 0.02, 'fatol': 1e-4, 'initial_simplex': simplex}
+        best = minimize(residual, start, method='Nelder-Mead', options=options)
+        params = best.x if best.fun < residual(start) else start
+        self.set_shape((math.exp(params[0]), math.exp(params[1])), float(params[2]))
+
+    def basis(self, match: Match, window: float = 12.0) -> tuple[ProfileBasis, np.ndarray]:
+        """Unit-area profiles of the candidate's peaks at the match's positions, and their untextured areas.
+
+        :param window: half width of each peak's profile, in FWHM.
+        """
+        key = (match.index, match.d_scale, match.zero_shift, match.metric, window)
+        if key not in self._bases:
+            two_theta = self.context.positions(match)
+            _, intensity = self.context.candidate(match.index)
+            low, high = self.context.range
+            with np.errstate(invalid='ignore'):
+                keep = np.flatnonzero(np.isfinite(two_theta) & (two_theta >= low) & (two_theta <= high)
+                                      & (intensity > 0.05))  # fmt: skip
+            centres = two_theta[keep]
+            companion = None
+            if self.doublet is not None:
+                sine = np.sin(np.radians(centres - match.zero_shift) / 2) * self.doublet[0]
+                with np.errstate(invalid='ignore'):
+                    second = np.where(sine < 1, np.degrees(2 * np.arcsin(np.minimum(sine, 1))) + match.zero_shift,
+                                      np.nan)  # fmt: skip
+                second[second > self.grid[-1]] = np.nan
+                companion = (second, self.doublet[1])
+            widths = self.widths(centres)
+            basis = ProfileBasis.render(self.grid, centres, widths, self.weight, keep, eta=self.eta,
+                                        companion=companion, window=window)  # fmt: skip
+            # areas of peaks as high as their intensity (0-100) at the median width, so that a scale of 1 reproduces
+            # the sticks
+            self._bases[key] = (basis, intensity[keep] * self.fwhm / _PEAK_HEIGHT)
+        return self._bases[key]
+
+    def texture_factors(self, match: Match, peaks: np.ndarray) -> np.ndarray:
+        """March-Dollase factors of the rendered ``peaks`` of ``match`` (1 without texture)."""
+        geometry = self.context.geometry(match.index)
+        if match.texture_direction is None or geometry is None:
+            return np.ones(len(peaks))
+        row = np.flatnonzero((geometry.directions == np.asarray(match.texture_direction)).all(axis=1))
+        if not len(row):
+            return np.ones(len(peaks))
+        return geometry.texture_factors(int(row[0]), match.texture_ratio)[peaks]
 
     def profile(self, match: Match) -> np.ndarray:
-        key = (match.index, match.d_scale, match.zero_shift)
+        key = (match.index, match.d_scale, match.zero_shift, match.metric, match.texture_direction,
+               match.texture_ratio)  # fmt: skip
         if key not in self._profiles:
-            two_theta, intensity = self.context.sticks(match)
-            keep = intensity > 0.05
-            self._profiles[key] = _render(self.grid, two_theta[keep], intensity[keep], self.fwhm)
+            basis, areas = self.basis(match)
+            self._profiles[key] = basis.profile(areas * self.texture_factors(match, basis.peaks))
         return self._profiles[key]
+
+    def refine(self, match: Match, target: np.ndarray | None = None) -> Match:
+        """``match`` with its lattice refined on the measured peaks (once) and its texture against ``target``.
+
+        :param target: the profile the candidate alone should explain (default: the net pattern; in a mixture the
+            net pattern less the other phases); ``profile_rwp`` is set when it is the net pattern.
+        """
+        geometry = self.context.geometry(match.index)
+        if geometry is not None and match.metric is None:
+            match = self._refine_lattice(match, geometry)
+        basis, areas = self.basis(match)
+        weighted = (self.net if target is None else target) * self.weight
+        texture = fit_texture(basis, areas, basis.projection(weighted), geometry)
+        changes: dict[str, Any] = {'texture_direction': texture.direction, 'texture_ratio': texture.ratio}
+        if target is None:
+            changes['profile_rwp'] = math.sqrt(max(0.0, 1 - texture.reduction / self.total)) if self.total > 0 else 0.0
+        return replace(match, **changes)
+
+    def _refine_lattice(self, match: Match, geometry: CandidateGeometry) -> Match:
+        """Metric and zero shift of the candidate on its matched peaks, matched again once refined."""
+        context = self.context
+        _, intensity = context.candidate(match.index)
+        observed_all = context.peaks.two_theta
+        low, high = context.range
+        refined = match
+        for _ in range(2):
+            two_theta = context.positions(refined)
+            with np.errstate(invalid='ignore'):
+                keep = np.flatnonzero(np.isfinite(two_theta) & (two_theta > low) & (two_theta < high)
+                                      & (intensity >= context.min_intensity))  # fmt: skip
+            pair = _match_pairs(two_theta[keep], observed_all, np.full(len(keep), context.tolerance))
+            matched = pair >= 0
+            observed = np.where(matched, observed_all[np.maximum(pair, 0)], np.nan)
+            metric, zero = geometry.refine_metric(
+                keep, observed, matched, intensity[keep], context.wavelength, match.d_scale, match.zero_shift,
+                context.max_zero_shift, context.max_strain,
+            )  # fmt: skip
+            refined = replace(
+                match, metric=(metric[0, 0], metric[1, 1], metric[2, 2], metric[0, 1], metric[0, 2], metric[1, 2]),
+                zero_shift=zero,
+            )  # fmt: skip
+        return refined
 
     def solve(self, selected: list[Match]) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
         from scipy.optimize import nnls
