@@ -45,3 +45,22 @@ def test_png_and_html(tmp_path):
         project_2d(x[:2], 'pca')
     with pytest.raises(ValueError, match='NaN'):
         project_2d(np.full((5, 2), np.nan), 'pca')
+
+
+def test_umap_kernels_are_cached_on_disk(tmp_path):
+    # a fresh process (numba reads NUMBA_CACHE_DIR once): one of umap's compiled functions, called after
+    # umap_module(), leaves its machine code in the cache folder for the next process to load
+    import subprocess
+    import sys
+
+    script = (
+        'import numpy as np\n'
+        'from aiida_matembed.core.search.maps import umap_module\n'
+        'umap = umap_module()\n'
+        'distances = np.sort(np.random.default_rng(0).random((20, 5)), axis=1).astype(np.float32)\n'
+        'umap.umap_.smooth_knn_dist(distances, 5.0)\n'
+    )
+    env = {**__import__('os').environ, 'NUMBA_CACHE_DIR': str(tmp_path)}
+    subprocess.run([sys.executable, '-c', script], check=True, env=env, timeout=600)
+    cached = [p.name for p in tmp_path.rglob('*.nbi')]
+    assert any(name.startswith('umap_.smooth_knn_dist') for name in cached), cached

@@ -12,6 +12,7 @@ which keeps the neighbourhoods and makes the neighbour search several times chea
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +21,7 @@ import numpy as np
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ('MAP_METHODS', 'plot_map', 'project_2d', 'write_map_html')
+__all__ = ('MAP_METHODS', 'plot_map', 'project_2d', 'umap_module', 'write_map_html')
 
 MAP_METHODS = ('umap', 'tsne', 'pca')
 
@@ -53,11 +54,47 @@ def project_2d(vectors: Any, method: str = 'umap', *, seed: int = 0) -> np.ndarr
 
         perplexity = float(min(30.0, max(1.0, (len(x) - 1) / 3)))
         return TSNE(n_components=2, init='pca', perplexity=perplexity, random_state=seed).fit_transform(x)
-    import umap
-
+    umap = umap_module()
     n_neighbors = int(min(15, len(x) - 1))
     reducer = umap.UMAP(n_components=2, n_neighbors=n_neighbors, metric='cosine', random_state=seed, n_jobs=1)
     return np.asarray(reducer.fit_transform(x))
+
+
+_UMAP_MODULES = ('umap.umap_', 'umap.layouts', 'umap.distances', 'umap.utils', 'umap.sparse')
+
+
+@cache
+def umap_module() -> Any:
+    """``umap`` (umap-learn), with numba's on-disk cache switched on for its compiled functions.
+
+    umap-learn compiles its functions (fuzzy simplicial set, layout optimisation, distances) with numba but
+    without ``cache=True``, so every new process compiles them again: ~24 s on a quiet 2-core machine, the
+    cost of a cold ``map --method umap``. Switching the cache on (numba's ``Dispatcher.enable_caching``) before
+    their first call keeps the machine code on disk like this package's own kernels (next to umap's sources, or
+    under ``NUMBA_CACHE_DIR``; keyed by source file, numba and Python versions); later processes load it. With a
+    numba or umap-learn whose internals differ, or no writable cache place, they compile as before.
+    """
+    import importlib
+
+    import umap
+
+    try:
+        from numba.core.caching import NullCache
+        from numba.core.registry import CPUDispatcher
+    except ImportError:  # pragma: no cover - numba internals moved
+        return umap
+    for name in _UMAP_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for value in vars(module).values():
+            if isinstance(value, CPUDispatcher) and isinstance(getattr(value, '_cache', None), NullCache):
+                try:
+                    value.enable_caching()
+                except Exception:  # e.g. no writable cache location: compile in memory as before
+                    continue
+    return umap
 
 
 def _is_numeric(values: Sequence[Any]) -> bool:
