@@ -107,3 +107,16 @@ def test_bad_patterns_are_refused(references):
         identify_phases(GRID + 60, np.random.default_rng(0).random(len(GRID)), refs, wavelength='MoKa')
     with pytest.raises(ValueError, match='increase'):
         identify_phases(GRID[::-1], np.ones(len(GRID)), refs)
+
+
+def test_candidates_without_hkl_families_are_matched_by_their_d_scale(references, examples):
+    refs, structures = references
+    bare = ReferencePeaks(refs.d_spacing, refs.intensity, refs.ptr, refs.wavelength, refs.d_min, refs.d_max,
+                          refs.keys, refs.formulas, refs.structures)  # fmt: skip
+    target = example(examples, 'LiCoO2')
+    counts = render([target], strain=0.02, zero=0.08, noise_seed=3)
+    best = identify_phases(GRID, counts, bare, wavelength='CuKa').matches[0]
+    assert same(target, structures[best.index])
+    assert best.lattice is None and best.texture_direction is None  # no indices: no cell or texture refined
+    refined = identify_phases(GRID, counts, refs, wavelength='CuKa').matches[0]
+    assert refined.index == best.index and refined.profile_rwp < best.profile_rwp

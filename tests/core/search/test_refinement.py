@@ -202,3 +202,17 @@ def test_march_dollase_texture_and_scale_are_recovered_from_a_textured_profile(a
     profile = basis.profile(fit.scale * peaks.intensity[keep] * geometry.texture_factors(
         [tuple(v) for v in geometry.directions].index(axis), fit.ratio)[keep])  # fmt: skip
     assert np.abs(profile - target).max() < 0.03 * target.max()
+
+
+def test_every_example_structure_gets_its_lattice_symmetry_and_texture_directions(examples):
+    for example in examples:
+        if not example.structure.is_ordered:
+            continue
+        peaks = peaks_of(example.structure)
+        geometry = CandidateGeometry.from_peaks(peaks.d_spacing, peaks.hkls)
+        assert geometry is not None, example.label
+        conventional = SpacegroupAnalyzer(example.structure).get_conventional_standard_structure()
+        bare = Structure(conventional.lattice, ['Cu'], [[0, 0, 0]])
+        assert len(geometry.operations) == len(SpacegroupAnalyzer(bare).get_point_group_operations()), example.label
+        # one direction per set of low-index directions equivalent under the holohedry: 3 cubic, 5 hexagonal
+        assert len(geometry.directions) == {48: 3, 24: 5, 16: 5, 8: 7, 4: 9, 2: 13}[len(geometry.operations)]

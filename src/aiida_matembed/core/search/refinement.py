@@ -337,14 +337,16 @@ def _cos2(planes: np.ndarray, directions: np.ndarray, metric: np.ndarray) -> np.
 def _directions(ops: np.ndarray, metric: np.ndarray) -> np.ndarray:
     """Low-index reciprocal directions (indices in -1, 0, 1), one of each set equivalent under ``ops`` or sign."""
     vectors = np.array([v for v in itertools.product((0, 1, -1), repeat=3) if any(v)], dtype=np.int64)
-    images = np.einsum('vi,nij->vnj', vectors, ops)  # (26, n_ops, 3): entries stay in -1, 0, 1
-    codes = np.concatenate([images, -images], axis=1) @ np.array([9, 3, 1]) + 13
+    images = np.einsum('vi,nij->vnj', vectors, ops)
+    images = np.concatenate([images, -images], axis=1)  # (26, 2 n_ops, 3); hexagonal images can leave -1..1
+    low_index = (np.abs(images) <= 1).all(axis=2)
+    codes = images @ np.array([9, 3, 1]) + 13
     seen = np.zeros(27, dtype=bool)
     out = []
-    for vector, orbit in zip(vectors, codes, strict=True):
+    for vector, orbit, valid in zip(vectors, codes, low_index, strict=True):
         if seen[int(vector @ np.array([9, 3, 1]) + 13)]:
             continue
-        seen[orbit] = True
+        seen[orbit[valid]] = True
         out.append(vector)
     return np.array(out, dtype=np.int64)
 
