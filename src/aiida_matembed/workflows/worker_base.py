@@ -78,7 +78,8 @@ class WorkerBaseWorkChain(ProcessLeaseMixin, PackedStructureInputs, BaseRestartW
 
     def run_process(self) -> Any:
         """Submit the next job with the structures of this WorkChain's inputs."""
-        self.ctx.inputs['structures'] = dict(self.inputs.worker.structures)
+        # item access: once loaded from a checkpoint (a daemon worker), the ``worker`` namespace is a plain dict
+        self.ctx.inputs['structures'] = dict(self.inputs['worker']['structures'])
         try:
             return super().run_process()
         finally:
