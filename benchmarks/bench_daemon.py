@@ -16,7 +16,6 @@ Everything lives in a throw-away AIIDA_PATH and a PostgreSQL database of its own
 import argparse
 import collections
 import os
-import pathlib
 import platform
 import secrets
 import sys
@@ -206,24 +205,10 @@ def load(args, config):
 
 
 def stop(client):
-    """Stop the daemon started here; kill its process tree (by pid) if circus does not answer in time."""
-    import contextlib
+    """Stop the daemon started here; kill its process tree (by pid) if circus does not answer in 30 s."""
+    from aiida_matembed.testing.daemon import stop_daemon
 
-    import psutil
-
-    pid = client.get_daemon_pid()
-    if pid is None or not psutil.pid_exists(pid):
-        return
-    tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
-    with contextlib.suppress(Exception):
-        client.stop_daemon(wait=False)
-    _, alive = psutil.wait_procs(tree, timeout=30)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    if alive:
-        with contextlib.suppress(OSError):
-            pathlib.Path(client.circus_pid_file).unlink()
+    stop_daemon(client, timeout=30)
 
 
 def storage(args, config):

@@ -16,7 +16,9 @@ import subprocess
 
 import pytest
 
-from .helpers import TIMEOUT, daemon_log_tail, start_daemon, stop_daemon, wait_until
+from aiida_matembed.testing.daemon import stop_daemon
+
+from .helpers import TIMEOUT, daemon_log_tail, start_daemon, wait_until
 
 START = 'bash scripts/setup_services.sh start'
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -115,28 +115,6 @@ def reconnect() -> None:
     session.get_bind().dispose()
 
 
-def stop_daemon(daemon_client, circus_pid: int | None) -> None:
-    """Stop the daemon this session started; kill what is left of its process tree (by pid) after 15 s."""
-    import psutil
-
-    if circus_pid is None or not psutil.pid_exists(circus_pid):
-        return
-    try:
-        tree = [psutil.Process(circus_pid), *psutil.Process(circus_pid).children(recursive=True)]
-    except psutil.Error:
-        return
-    with contextlib.suppress(Exception):
-        daemon_client.stop_daemon(wait=False)
-    _, alive = psutil.wait_procs(tree, timeout=15)
-    for process in alive:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    psutil.wait_procs(alive, timeout=30)
-    if alive:  # circus was killed: its pid file would make the daemon look alive
-        with contextlib.suppress(OSError):
-            pathlib.Path(daemon_client.circus_pid_file).unlink()
-
-
 def start_daemon(daemon_client, n_workers: int = 2) -> None:
     """Start the daemon with ``n_workers`` workers and wait for them (a slow circus answer is not a failure)."""
     from aiida.engine.daemon.client import DaemonException

@@ -14,10 +14,11 @@ import pytest
 from aiida import orm
 from aiida.engine import submit
 
+from aiida_matembed.testing.daemon import stop_daemon
 from aiida_matembed.workflows import EmbedGroupWorkChain, FeaturizeGroupWorkChain
 from aiida_matembed.workflows.claims import ClaimGroup
 
-from .helpers import active_processes, assert_exactly_once, start_daemon, stop_daemon, wait_until, worker_pids
+from .helpers import active_processes, assert_exactly_once, start_daemon, wait_until, worker_pids
 
 pytestmark = pytest.mark.daemon
 
